@@ -1,0 +1,45 @@
+"""Strict YAML-backed models: an unknown key is a load error that names the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from slidegate.errors import PolicyError
+
+
+class StrictModel(BaseModel):
+    """Frozen, and unknown fields are errors, not no-ops."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+M = TypeVar("M", bound=StrictModel)
+
+
+def load_yaml_model(path: Path, model: type[M]) -> M:
+    """Load `path` into `model`; any problem raises PolicyError naming file, key and fix."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}; check the path") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"policy file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PolicyError(f"policy file {path} must hold a mapping at top level")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown key '{where}' (remove it or fix its spelling)")
+            else:
+                problems.append(f"'{where}': {err['msg']}")
+        raise PolicyError(f"policy file {path} is invalid: " + "; ".join(problems)) from None

@@ -1,0 +1,62 @@
+"""Frozen settings, built once at the edge (CLI, flow parameters) and passed down explicitly.
+
+This is the only module that knows the `SLIDEGATE_*` environment names, and it reads an
+environment mapping it is handed; it never touches `os.environ` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from slidegate.errors import SpecError
+
+#: the repository's policies/ folder (editable install) is the default policy library
+DEFAULT_POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs that is not in the release spec."""
+
+    #: private working area: keys, facts, staging, private reports. Never under a target.
+    work_dir: Path = Path(".slidegate")
+    #: where profiles and policies are looked up
+    policies_dir: Path = DEFAULT_POLICIES_DIR
+    #: an existing Dask scheduler (tcp://host:port); None starts a LocalCluster
+    dask_address: str | None = None
+    n_workers: int = 2
+    threads_per_worker: int = 1
+    #: S3-compatible endpoint (SeaweedFS, MinIO...); None means AWS
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    #: parallel uploads per slide
+    upload_concurrency: int = 4
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
+        """Build settings from `SLIDEGATE_<FIELD>` variables, then explicit overrides."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"SLIDEGATE_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)
+
+
+def _coerce(name: str, type_name: object, raw: str) -> Any:
+    t = str(type_name)
+    try:
+        if "Path" in t:
+            return Path(raw)
+        if t.startswith("int"):
+            return int(raw)
+        return raw
+    except ValueError as exc:
+        raise SpecError(
+            f"SLIDEGATE_{name.upper()} must be a whole number, got {raw!r}; fix the variable"
+        ) from exc
