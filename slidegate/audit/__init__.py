@@ -1,0 +1,67 @@
+"""Leak audit of a staged output: raw byte search for known PHI, then an independent re-open.
+
+`audit_output` is what the audit stage calls; any finding or problem quarantines the slide.
+The result names fields, files and levels, never values: it is safe to report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tifffile
+
+from slidegate.audit.needles import Needles, phi_needles
+from slidegate.audit.reopen import verify_output
+from slidegate.audit.scan import scan_tree
+from slidegate.models import DeidPlan, Finding, SlideFacts
+
+__all__ = ["AuditResult", "Needles", "audit_output", "phi_needles", "scan_tree", "verify_output"]
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    ok: bool
+    findings: tuple[Finding, ...]
+    problems: tuple[str, ...]
+    needles: int  # number of values searched for
+    skipped: dict[str, int] = field(default_factory=dict)  # field -> values not searched
+    pixels_checked: bool = True  # False when tifffile cannot read the source (e.g. DICOM, MRXS)
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+
+def _tiff_readable(source: Path) -> bool:
+    try:
+        with tifffile.TiffFile(str(source)):
+            return True
+    except Exception:
+        return False
+
+
+def audit_output(
+    out: Path,
+    facts: SlideFacts,
+    plan: DeidPlan,
+    canaries: Sequence[tuple[str, str]] = (),
+    *,
+    tolerance: int = 0,
+) -> AuditResult:
+    """Scan every byte under `out` for the PHI values of `facts` that `plan` removes (and the
+    canaries), then re-open `out` and compare it with the plan and the source pixels."""
+    needles = phi_needles(facts, plan, canaries)
+    findings = scan_tree(out, needles.needles)
+    source = Path(facts.source_path)
+    readable = _tiff_readable(source)
+    problems = verify_output(out, plan, source, tolerance=tolerance, compare_pixels=readable)
+    return AuditResult(
+        ok=not findings and not problems,
+        findings=findings,
+        problems=tuple(problems),
+        needles=len(needles),
+        skipped=dict(needles.skipped),
+        pixels_checked=readable,
+    )

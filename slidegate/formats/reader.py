@@ -1,0 +1,109 @@
+"""Region access to the pyramid levels of one source file, read-only, bounded memory.
+
+Each level is wrapped with tifffile's Zarr store (`page.aszarr()`) and opened with zarr 3, so a
+region read decodes only the tiles it touches. The reader recomputes the page layout from the
+file (the same code as the inventory) and checks it still matches the planned `LevelFacts`.
+Not picklable: open one reader per task, by path.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import zarr
+
+from slidegate.errors import CorruptSlideError
+from slidegate.formats.detect import _classify, layout_for
+from slidegate.formats.tiff import PageRef, open_tiff
+from slidegate.models import LevelFacts
+
+
+class LevelReader:
+    """Context manager over one source file: `read(level, y, x, h, w) -> (h, w, samples)`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._stack: ExitStack | None = None
+        self._levels: list[PageRef] = []
+        self._arrays: dict[int, Any] = {}
+
+    def __enter__(self) -> LevelReader:
+        stack = ExitStack()
+        try:
+            tif = stack.enter_context(open_tiff(self.path))
+            self._levels = layout_for(tif, _classify(tif, self.path), self.path).levels
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for arr in self._arrays.values():
+            store = getattr(arr, "store", None)
+            if store is not None and hasattr(store, "close"):
+                store.close()
+        self._arrays.clear()
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    def _array(self, level: LevelFacts) -> Any:
+        if self._stack is None:
+            raise RuntimeError("LevelReader is not open; use it as a context manager")
+        if level.index in self._arrays:
+            return self._arrays[level.index]
+        if not 0 <= level.index < len(self._levels):
+            raise CorruptSlideError(
+                f"slide {self.path} has no pyramid level {level.index} any more; the source "
+                "changed since the inventory: rerun the inventory",
+                reason="corrupt: source changed",
+            )
+        page = self._levels[level.index].page
+        if (int(page.imagelength), int(page.imagewidth)) != (level.height, level.width):
+            raise CorruptSlideError(
+                f"slide {self.path} level {level.index} has other dimensions than at inventory; "
+                "the source changed: rerun the inventory",
+                reason="corrupt: source changed",
+            )
+        arr = zarr.open_array(page.aszarr(), mode="r")
+        self._arrays[level.index] = arr
+        return arr
+
+    def read(self, level: LevelFacts, y: int, x: int, h: int, w: int) -> np.ndarray:
+        """Exactly the region [y:y+h, x:x+w] of `level`, shape (h, w, samples)."""
+        if h <= 0 or w <= 0 or y < 0 or x < 0 or y + h > level.height or x + w > level.width:
+            raise ValueError(
+                f"region y={y} x={x} h={h} w={w} is outside level {level.index} "
+                f"({level.height}x{level.width})"
+            )
+        arr = self._array(level)
+        try:
+            region = np.asarray(arr[y : y + h, x : x + w])
+        except Exception as exc:
+            raise CorruptSlideError(
+                f"slide {self.path} level {level.index}: a tile cannot be decoded "
+                f"({type(exc).__name__}); the file is damaged, restore it from the archive",
+                reason="corrupt: undecodable tile",
+            ) from None
+        if region.ndim == 2:
+            region = region[:, :, np.newaxis]
+        if region.shape != (h, w, level.samples):
+            raise CorruptSlideError(
+                f"slide {self.path} level {level.index}: decoded region has an unexpected shape; "
+                "the source changed since inventory or is damaged",
+                reason="corrupt: unexpected pixel layout",
+            )
+        return region

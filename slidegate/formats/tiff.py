@@ -1,0 +1,306 @@
+"""Shared TIFF plumbing: read-only opening with corruption checks, page layout, tag fields.
+
+Vendor modules (svs.py, generic_tiff.py) decide which pages form the pyramid and which are
+associated images; this module turns pages into `LevelFacts` / `AssociatedImage` /
+`MetadataField` and guarantees that a file which opened here has every data block inside it.
+Messages name the file and the problem, never a tag value.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from slidegate.errors import CorruptSlideError, UnsupportedSlideError
+from slidegate.models import AssociatedImage, AssociatedKind, LevelFacts, MetadataField
+
+TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+#: file suffixes that claim a TIFF-based slide: no TIFF header then means "corrupt"
+TIFF_SUFFIXES = frozenset({".svs", ".tif", ".tiff", ".ndpi", ".scn", ".bif", ".qptiff", ".btf"})
+#: recognisable non-TIFF signatures -> what they are (offset, magic, name)
+OTHER_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (128, b"DICM", "DICOM (DICOM WSI is not supported yet)"),
+    (0, b"ZISRAWFILE", "Zeiss CZI (not supported yet)"),
+    (0, b"\x89PNG\r\n\x1a\n", "a PNG image, not a whole-slide image"),
+    (0, b"\xff\xd8\xff", "a JPEG image (a 3DHISTECH MRXS .mrxs is not supported yet)"),
+    (0, b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image, not a whole-slide image"),
+    (0, b"PK\x03\x04", "a ZIP archive, not a whole-slide image"),
+    (0, b"%PDF", "a PDF document, not a whole-slide image"),
+)
+
+#: descriptive tags that are fields even though tifffile knows them (name -> code)
+DESCRIPTIVE_TAGS = {
+    269: "DocumentName",
+    270: "ImageDescription",
+    271: "Make",
+    272: "Model",
+    285: "PageName",
+    305: "Software",
+    306: "DateTime",
+    315: "Artist",
+    316: "HostComputer",
+    700: "XMP",
+    33432: "Copyright",
+}
+#: string/bytes-valued tags that only describe how pixels are stored: not metadata fields
+STRUCTURAL_BYTES_TAGS = frozenset({347})  # JPEGTables
+
+
+@dataclass(frozen=True)
+class PageRef:
+    """A page plus the integer stored in LevelFacts.page / AssociatedImage.page."""
+
+    page: tifffile.TiffPage
+    number: int  # top-level page index (a SubIFD level reports its parent's index)
+    label: str  # human location, e.g. "page 0" or "page 0 subifd 1"
+
+
+@dataclass
+class Layout:
+    """Which pages form the pyramid (largest first) and which are associated images."""
+
+    levels: list[PageRef]
+    associated: list[tuple[AssociatedKind, PageRef]] = field(default_factory=list)
+
+
+class _Capture(logging.Handler):
+    """Collects tifffile log records emitted by this thread while a file is parsed."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.thread = threading.get_ident()
+        self.problems: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread:
+            return
+        text = record.getMessage().lower()
+        if record.levelno >= logging.ERROR or ("invalid" in text and "offset" in text):
+            self.problems.append("invalid IFD or data offset")
+
+
+def check_header(path: Path) -> None:
+    """Raise Unsupported/Corrupt unless `path` starts with a TIFF header."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError as exc:
+        raise CorruptSlideError(
+            f"cannot read slide {path}: {exc.strerror}; check that the file exists and is readable",
+            reason="corrupt: unreadable file",
+        ) from None
+    if head[:4] in TIFF_MAGICS:
+        return
+    for offset, magic, what in OTHER_SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            raise UnsupportedSlideError(
+                f"slide {path} is {what}; convert it to SVS or a tiled pyramidal TIFF, "
+                "or remove it from the cohort",
+                reason="unsupported: not a TIFF-based slide",
+            )
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        raise CorruptSlideError(
+            f"slide {path} has a TIFF-type extension but no TIFF header (empty, truncated or "
+            "damaged); restore the file from the scanner archive",
+            reason="corrupt: no TIFF header",
+        )
+    raise UnsupportedSlideError(
+        f"slide {path} is not a recognised slide format (no TIFF header); slidegate reads Aperio "
+        "SVS and tiled pyramidal TIFF; remove it from the cohort",
+        reason="unsupported: unknown file type",
+    )
+
+
+def _all_pages(tif: tifffile.TiffFile) -> Iterator[tifffile.TiffPage]:
+    for page in tif.pages:
+        if not isinstance(page, tifffile.TiffPage):
+            continue
+        yield page
+        for sub in page.pages or ():
+            if isinstance(sub, tifffile.TiffPage):
+                yield sub
+
+
+def _check_data_inside(tif: tifffile.TiffFile, path: Path, size: int) -> None:
+    for page in _all_pages(tif):
+        offsets = np.asarray(page.dataoffsets, dtype=np.uint64)
+        counts = np.asarray(page.databytecounts, dtype=np.uint64)
+        if offsets.shape != counts.shape:
+            raise CorruptSlideError(
+                f"slide {path}: page {page.index} has mismatched tile offsets and byte counts; "
+                "the file is damaged, restore it from the scanner archive",
+                reason="corrupt: bad tile table",
+            )
+        used = counts > 0  # zero-length tiles are an Aperio encoder quirk: allowed
+        if used.any() and int((offsets[used] + counts[used]).max()) > size:
+            raise CorruptSlideError(
+                f"slide {path}: page {page.index} points at data beyond the end of the file "
+                f"({size} bytes): the file is truncated; copy it again from the scanner archive",
+                reason="corrupt: truncated",
+            )
+
+
+@contextmanager
+def open_tiff(path: Path) -> Iterator[tifffile.TiffFile]:
+    """Open `path` read-only, parse every IFD (and SubIFD), check every data block lies inside
+    the file. Any parse problem is a CorruptSlideError; non-TIFF files fail in check_header."""
+    check_header(path)
+    fh = open(path, "rb")  # noqa: SIM115 - closed in finally
+    capture = _Capture()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(capture)
+    tif: tifffile.TiffFile | None = None
+    try:
+        try:
+            size = fh.seek(0, 2)
+            fh.seek(0)
+            tif = tifffile.TiffFile(fh)
+            pages = list(_all_pages(tif))
+            if not pages:
+                raise ValueError("no pages")
+            for page in pages:
+                _ = page.shape, page.dtype, page.description
+        except (CorruptSlideError, UnsupportedSlideError):
+            raise
+        except Exception as exc:  # tifffile raises many kinds on damaged files
+            raise CorruptSlideError(
+                f"slide {path} cannot be parsed as TIFF ({type(exc).__name__}); it is truncated "
+                "or damaged; restore it from the scanner archive",
+                reason="corrupt: unparseable TIFF",
+            ) from None
+        finally:
+            logger.removeHandler(capture)
+        if capture.problems:
+            raise CorruptSlideError(
+                f"slide {path}: {capture.problems[0]} (the IFD chain is broken, usually a "
+                "truncated copy); copy the file again from the scanner archive",
+                reason="corrupt: broken IFD chain",
+            )
+        _check_data_inside(tif, path, size)
+        yield tif
+    finally:
+        if tif is not None:
+            tif.close()
+        fh.close()
+
+
+def compression_name(page: tifffile.TiffPage) -> str:
+    comp = page.compression
+    return getattr(comp, "name", str(comp))
+
+
+def page_samples(page: tifffile.TiffPage) -> int:
+    return int(page.samplesperpixel)
+
+
+def level_facts(index: int, ref: PageRef, level0: PageRef) -> LevelFacts:
+    page = ref.page
+    return LevelFacts(
+        index=index,
+        page=ref.number,
+        height=int(page.imagelength),
+        width=int(page.imagewidth),
+        samples=page_samples(page),
+        dtype=page.dtype.name,
+        tile_height=int(page.tilelength) if page.is_tiled else None,
+        tile_width=int(page.tilewidth) if page.is_tiled else None,
+        compression=compression_name(page),
+        downsample=float(level0.page.imagewidth) / float(page.imagewidth),
+    )
+
+
+def associated_image(kind: AssociatedKind, ref: PageRef) -> AssociatedImage:
+    return AssociatedImage(
+        kind=kind,
+        page=ref.number,
+        height=int(ref.page.imagelength),
+        width=int(ref.page.imagewidth),
+        compression=compression_name(ref.page),
+    )
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip("\x00")
+    if isinstance(value, bytes | bytearray):
+        raw = bytes(value).rstrip(b"\x00")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+    return None
+
+
+def tag_fields(ref: PageRef, *, skip_description: bool) -> list[MetadataField]:
+    """Every descriptive tag of one page as `tiff.<TagName>` (or `tiff.tag<code>`)."""
+    out: list[MetadataField] = []
+    for tag in ref.page.tags:
+        code = int(tag.code)
+        if code in STRUCTURAL_BYTES_TAGS or (skip_description and code == 270):
+            continue
+        name = DESCRIPTIVE_TAGS.get(code) or (tag.name if not str(tag.name).isdigit() else "")
+        name = name or f"tag{code}"
+        where = f"{ref.label} tag {code} {name}"
+        value = tag.value
+        if isinstance(value, dict):  # EXIF / GPS IFDs
+            for key, item in value.items():
+                text = _text(item) if isinstance(item, str | bytes) else str(item)
+                if text:
+                    out.append(MetadataField(name=f"tiff.{name}.{key}", location=where, value=text))
+            continue
+        text = _text(value)
+        if text:
+            out.append(MetadataField(name=f"tiff.{name}", location=where, value=text))
+    return out
+
+
+def resolution_mpp(page: tifffile.TiffPage) -> tuple[float | None, float | None]:
+    """Micrometres per pixel from X/YResolution + ResolutionUnit (inch or cm), else None."""
+    unit_tag = page.tags.get(296)
+    unit = int(unit_tag.value) if unit_tag is not None else 2  # TIFF default: inch
+    per_unit_um = {2: 25400.0, 3: 10000.0}.get(unit)
+    if per_unit_um is None:
+        return None, None
+
+    def one(code: int) -> float | None:
+        tag = page.tags.get(code)
+        if tag is None:
+            return None
+        value = tag.value
+        try:
+            ppu = value[0] / value[1] if isinstance(value, tuple) else float(value)
+        except (TypeError, ZeroDivisionError, IndexError):
+            return None
+        return per_unit_um / ppu if ppu > 0 else None
+
+    return one(283), one(282)  # (y, x)
+
+
+def named(page: tifffile.TiffPage) -> AssociatedKind | None:
+    """'label' / 'macro' if the description or page name says so."""
+    texts = [page.description or ""]
+    page_name = page.tags.get(285)
+    if page_name is not None and isinstance(page_name.value, str):
+        texts.append(page_name.value)
+    joined = " ".join(texts).lower()
+    if "label" in joined:
+        return "label"
+    if "macro" in joined or "overview" in joined:
+        return "macro"
+    return None
+
+
+def same_pixels(a: tifffile.TiffPage, b: tifffile.TiffPage) -> bool:
+    return (
+        a.samplesperpixel == b.samplesperpixel
+        and a.dtype == b.dtype
+        and a.planarconfig == b.planarconfig
+    )

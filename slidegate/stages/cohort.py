@@ -1,0 +1,147 @@
+"""Cohort stages: build the released table, score risk, decide per slide, validate.
+
+Risk is scored on the generalised, pseudonymised table of the slides that passed the audit;
+the table then validated is exactly the one that would be published.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import zarr
+
+from slidegate.cohort import build_release_table, read_cohort
+from slidegate.models import Frozen, SlideReport
+from slidegate.risk.decide import assess
+from slidegate.stages.context import ReleaseContext
+from slidegate.validate.run import validate_tables
+
+log = logging.getLogger("slidegate.stages")
+
+
+class CohortOutcome(Frozen):
+    """PHI-free: pseudonyms, statuses, reasons and figures only."""
+
+    slides: tuple[SlideReport, ...]  # final status: approved / withheld / quarantined
+    risk_passed: bool
+    validation_passed: bool
+    blocking_failures: tuple[str, ...]
+    warnings: tuple[str, ...]
+    figures: dict[str, float]
+    cohort_csv: str  # private path of the table to publish
+    reports_dir: str
+
+    @property
+    def approved(self) -> tuple[SlideReport, ...]:
+        return tuple(s for s in self.slides if s.status == "approved")
+
+    @property
+    def releasable(self) -> bool:
+        return self.risk_passed and self.validation_passed and bool(self.approved)
+
+
+def decide_cohort(ctx: ReleaseContext, reports: Sequence[SlideReport]) -> CohortOutcome:
+    source = read_cohort(ctx.cohort_path)
+    released = build_release_table(source, ctx.policies.metadata, ctx.pseudonymizer())
+    table = released.table
+    by_pseudonym = {r.pseudonym: r for r in reports}
+    slide_col = "slide"
+    audited = {p for p, r in by_pseudonym.items() if r.status == "ok"}
+    candidates = table[table[slide_col].isin(audited)].reset_index(drop=True)
+
+    risk = assess(candidates, ctx.policies.risk)
+    withheld_patients = set(risk.withheld_patients)
+    patient_col = ctx.policies.risk.patient_column
+    final: list[SlideReport] = []
+    approved: set[str] = set()
+    for _, row in candidates.iterrows():
+        pseudo = row[slide_col]
+        rep = by_pseudonym[pseudo]
+        if not risk.passed:
+            final.append(_set(rep, "withheld", "risk: " + risk.reason))
+        elif row[patient_col] in withheld_patients:
+            final.append(_set(rep, "withheld", "risk: " + risk.patient_reason(row[patient_col])))
+        else:
+            approved.add(pseudo)
+            final.append(_set(rep, "approved", None))
+    final.extend(r for r in reports if r.status != "ok")
+    final.sort(key=lambda r: r.pseudonym)
+    out_table = candidates[candidates[slide_col].isin(approved)].reset_index(drop=True)
+
+    metadata = metadata_table([r for r in final if r.status == "approved"])
+    validation = validate_tables(out_table, metadata, ctx.policies.metadata)
+
+    reports_dir = ctx.reports_dir
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    cohort_csv = ctx.work / "release" / "cohort.csv"
+    cohort_csv.parent.mkdir(parents=True, exist_ok=True)
+    out_table.to_csv(cohort_csv, index=False)
+    _write_json(reports_dir / "risk.json", risk.to_dict())
+    (reports_dir / "risk.md").write_text(risk.to_markdown(), encoding="utf-8")
+    _write_json(reports_dir / "validation.json", validation.results)
+    _write_json(reports_dir / "slides.json", [_public(r) for r in final])
+    _write_json(reports_dir / "audit.json", _audit_summary(ctx, final))
+    log.info(
+        "cohort decided: %d approved, %d withheld, %d quarantined; validation %s",
+        len(approved),
+        sum(r.status == "withheld" for r in final),
+        sum(r.status == "quarantined" for r in final),
+        "passed" if validation.passed else "FAILED",
+    )
+    return CohortOutcome(
+        slides=tuple(final),
+        risk_passed=risk.passed,
+        validation_passed=validation.passed,
+        blocking_failures=tuple(validation.blocking_failures),
+        warnings=tuple(validation.warnings),
+        figures=risk.figures(),
+        cohort_csv=str(cohort_csv),
+        reports_dir=str(reports_dir),
+    )
+
+
+def metadata_table(slides: Sequence[SlideReport]) -> pd.DataFrame:
+    """Every metadata key/value the staged outputs carry, as (slide, key, value) rows."""
+    rows = []
+    for rep in slides:
+        if rep.output_path is None:
+            continue
+        attrs = zarr.open_group(rep.output_path, mode="r").attrs.asdict()
+        meta = attrs.get("slidegate", {}).get("metadata", {})
+        rows.extend((rep.pseudonym, str(k), str(v)) for k, v in meta.items())
+    return pd.DataFrame(rows, columns=["slide", "key", "value"])
+
+
+def _set(rep: SlideReport, status: str, reason: str | None) -> SlideReport:
+    return rep.model_copy(update={"status": status, "reason": reason, "stage": "decide"})
+
+
+def _public(rep: SlideReport) -> dict[str, object]:
+    """What a release may say about a slide: no source path, no private locations."""
+    return {
+        "slide": rep.pseudonym,
+        "status": rep.status,
+        "stage": rep.stage,
+        "reason": rep.reason,
+        "format": rep.format,
+        "levels": rep.levels,
+        "removed": {k: v for k, v in rep.detail.items() if not k.startswith("kept")},
+    }
+
+
+def _audit_summary(ctx: ReleaseContext, final: Sequence[SlideReport]) -> list[dict[str, object]]:
+    out = []
+    for rep in final:
+        path = ctx.work / "audit" / f"{rep.pseudonym}.json"
+        if path.is_file():
+            record = json.loads(path.read_text("utf-8"))
+            out.append({**record, "status": rep.status})
+    return out
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=1, sort_keys=True, default=str), encoding="utf-8")

@@ -1,0 +1,108 @@
+"""The frozen context of one release run, and its private work area layout."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from slidegate.errors import SpecError
+from slidegate.profile import Policies, load_policies
+from slidegate.pseudonym import Pseudonymizer, load_or_create_key
+from slidegate.settings import Settings
+from slidegate.spec import CohortSlide, load_spec
+
+
+@dataclass(frozen=True)
+class ReleaseContext:
+    release: str
+    profile: str
+    source_root: Path
+    cohort_path: Path
+    target: str
+    canaries_path: Path | None
+    settings: Settings
+    policies: Policies
+    slides: tuple[CohortSlide, ...]
+    #: slide_id -> slide pseudonym (computed once; the key itself stays in the work area)
+    pseudonyms: dict[str, str]
+    key_id: str
+
+    # private work area: <work_dir>/releases/<release>/ ; never under the target
+    @property
+    def work(self) -> Path:
+        return self.settings.work_dir.resolve() / "releases" / self.release
+
+    def facts_path(self, pseudonym: str) -> Path:
+        return self.work / "private" / "facts" / f"{pseudonym}.json"
+
+    def plan_path(self, pseudonym: str) -> Path:
+        return self.work / "plans" / f"{pseudonym}.json"
+
+    def staging_path(self, pseudonym: str) -> Path:
+        return self.work / "staging" / f"{pseudonym}.ome.zarr"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.work / "reports"
+
+    @property
+    def key_path(self) -> Path:
+        return key_path(self.settings, self.release)
+
+    def pseudonymizer(self) -> Pseudonymizer:
+        return load_or_create_key(self.key_path)
+
+    def canaries(self) -> tuple[tuple[str, str], ...]:
+        """(label, value) pairs from the spec's canaries file; labels carry no value."""
+        if self.canaries_path is None:
+            return ()
+        data = json.loads(self.canaries_path.read_text(encoding="utf-8"))
+        items = data.get("canaries", []) if isinstance(data, dict) else data
+        return tuple(
+            (f"canary:{item.get('field', 'value')}", str(item["value"]))
+            for item in items
+            if str(item.get("value", "")).strip()
+        )
+
+
+def key_path(settings: Settings, release: str) -> Path:
+    return settings.work_dir.resolve() / "releases" / release / "private" / "key"
+
+
+def prepare_release(spec_path: Path, settings: Settings) -> ReleaseContext:
+    """Load and check spec, cohort and policies; create the key. Fails before any work."""
+    resolved = load_spec(spec_path)
+    policies = load_policies(settings.policies_dir, resolved.spec.profile)
+    work = settings.work_dir.resolve()
+    if not resolved.target_is_s3:
+        target = Path(resolved.target)
+        if _overlaps(work, target):
+            raise SpecError(
+                f"target {target} and the private work area {work} overlap; private files "
+                "must never be under a release: choose another target or SLIDEGATE_WORK_DIR"
+            )
+    if _overlaps(work, resolved.source_root):
+        raise SpecError(
+            f"the work area {work} overlaps the read-only source folder {resolved.source_root}; "
+            "set SLIDEGATE_WORK_DIR elsewhere"
+        )
+    pseudo = load_or_create_key(key_path(settings, resolved.spec.release))
+    return ReleaseContext(
+        release=resolved.spec.release,
+        profile=resolved.spec.profile,
+        source_root=resolved.source_root,
+        cohort_path=resolved.cohort_path,
+        target=resolved.target,
+        canaries_path=resolved.canaries_path,
+        settings=settings,
+        policies=policies,
+        slides=resolved.slides,
+        pseudonyms={s.slide_id: pseudo("s", s.slide_id) for s in resolved.slides},
+        key_id=pseudo.key_id,
+    )
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)

@@ -1,0 +1,79 @@
+"""Publish stages: check the target first, upload approved slides, then the manifest last."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from slidegate import __version__
+from slidegate.errors import SpecError
+from slidegate.models import SlideReport
+from slidegate.publish.release import (
+    ObjectRecord,
+    publish_files,
+    publish_tree,
+    write_manifest,
+)
+from slidegate.publish.stores import check_writable, open_store
+from slidegate.stages.context import ReleaseContext
+from slidegate.stages.cohort import CohortOutcome
+
+log = logging.getLogger("slidegate.stages")
+
+
+def check_target(ctx: ReleaseContext) -> str:
+    """Before any conversion: the target is reachable, writable, and the release is new."""
+    store = open_store(ctx.target, ctx.settings)
+    if store.head_sha256(f"{ctx.release}/manifest.json") is not None or (
+        f"{ctx.release}/manifest.json" in store.list_keys(f"{ctx.release}/manifest.json")
+    ):
+        raise SpecError(
+            f"release {ctx.release!r} already exists at {store.describe()} and is immutable; "
+            "choose a new release id"
+        )
+    check_writable(store, ctx.release)
+    return store.describe()
+
+
+def publish_slide(ctx: ReleaseContext, report: SlideReport) -> list[ObjectRecord]:
+    if report.status != "approved" or report.output_path is None:
+        raise ValueError(f"slide {report.pseudonym} is not approved; it must not be published")
+    store = open_store(ctx.target, ctx.settings)
+    records = publish_tree(
+        store, ctx.release, Path(report.output_path), f"slides/{report.pseudonym}.ome.zarr",
+        concurrency=ctx.settings.upload_concurrency,
+    )
+    log.info("slide %s published: %d objects", report.pseudonym, len(records))
+    return records
+
+
+def finalize(
+    ctx: ReleaseContext, outcome: CohortOutcome, slide_records: Sequence[ObjectRecord]
+) -> dict[str, object]:
+    """Upload cohort.csv and reports, then SHA256SUMS and manifest.json, last."""
+    store = open_store(ctx.target, ctx.settings)
+    files = {"cohort.csv": Path(outcome.cohort_csv)}
+    for path in sorted(Path(outcome.reports_dir).iterdir()):
+        if path.is_file():
+            files[f"reports/{path.name}"] = path
+    records = list(slide_records) + publish_files(store, ctx.release, files)
+    counts = {
+        status: sum(s.status == status for s in outcome.slides)
+        for status in ("approved", "withheld", "quarantined")
+    }
+    info: dict[str, object] = {
+        "profile": ctx.profile,
+        "access": ctx.policies.profile.access,
+        "slidegate_version": __version__,
+        "key_id": ctx.key_id,
+        "counts": counts,
+        "slides": [
+            {"slide": s.pseudonym, "path": f"slides/{s.pseudonym}.ome.zarr", "levels": s.levels}
+            for s in outcome.approved
+        ],
+        "risk": outcome.figures,
+    }
+    manifest = write_manifest(store, ctx.release, records, info)
+    log.info("release %s complete at %s", ctx.release, store.describe())
+    return manifest

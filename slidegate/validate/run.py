@@ -1,0 +1,150 @@
+"""Run the policy's GX suites on the released cohort table and the output metadata table.
+
+The results are published under reports/, so they are stripped to counts: no unexpected values,
+no value lists, no row indexes, no exception text (any of them could hold PHI).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from slidegate.validate.policy import MetadataPolicy
+from slidegate.validate.suites import Check, build_suite, cohort_checks, metadata_checks
+
+#: result fields that are counts or percentages, never values
+_SAFE_RESULT_KEYS = (
+    "element_count",
+    "unexpected_count",
+    "unexpected_percent",
+    "missing_count",
+    "missing_percent",
+    "unexpected_percent_total",
+    "unexpected_percent_nonmissing",
+)
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    passed: bool
+    #: "<table>: <expectation type> on column '<c>': <rule> (<n> of <m> rows)"; no values
+    blocking_failures: tuple[str, ...]
+    warnings: tuple[str, ...]
+    #: GX validation results per table, JSON-safe, values removed
+    results: dict[str, Any] = field(hash=False)
+
+
+def _empty_to_null(df: pd.DataFrame) -> pd.DataFrame:
+    """Empty cells count as missing for `not_null` (cohorts are read with keep_default_na=False)."""
+    out = df.astype(object)
+    return out.mask(out.map(lambda v: isinstance(v, str) and v.strip() == ""), None)
+
+
+def _sanitize(result: dict[str, Any]) -> dict[str, Any]:
+    cfg = result.get("expectation_config") or {}
+    kwargs = {k: v for k, v in (cfg.get("kwargs") or {}).items() if k != "batch_id"}
+    raw = result.get("result") or {}
+    exc = result.get("exception_info") or {}
+    return {
+        "success": bool(result.get("success")),
+        "expectation_config": {
+            "type": cfg.get("type"),
+            "kwargs": kwargs,  # from the policy, not from the data
+            "meta": cfg.get("meta", {}),
+        },
+        "result": {k: raw[k] for k in _SAFE_RESULT_KEYS if k in raw},
+        "raised_exception": bool(exc.get("raised_exception", False)),
+    }
+
+
+def _column_diff(expected: list[str], observed: list[str]) -> str:
+    extra = [c[:40] for c in observed if c not in expected]
+    missing = [c for c in expected if c not in observed]
+    return f"unexpected column(s) {extra}, missing column(s) {missing}"
+
+
+def _describe(table: str, res: dict[str, Any], df: pd.DataFrame) -> str:
+    cfg, out = res["expectation_config"], res["result"]
+    meta = cfg["meta"]
+    where = f" on column '{meta['column']}'" if meta.get("column") else ""
+    text = f"{table}: {cfg['type']}{where}: {meta['rule']}"
+    if res["raised_exception"]:
+        return text + " (the check could not run: is the column there?)"
+    if cfg["type"] == "expect_table_columns_to_match_set":
+        return text + f" ({_column_diff(cfg['kwargs']['column_set'], [str(c) for c in df.columns])})"
+    if "unexpected_count" in out:
+        return text + f" ({out['unexpected_count']} of {out.get('element_count', len(df))} rows)"
+    return text
+
+
+def _run_suite(
+    context: Any, table: str, df: pd.DataFrame, checks: list[Check]
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    import great_expectations as gx
+
+    source = context.data_sources.add_pandas(f"{table}-source")
+    batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all")
+    suite = context.suites.add(build_suite(f"{table}-suite", checks))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{table}-validation", data=batch, suite=suite)
+    )
+    run = definition.run(batch_parameters={"dataframe": _empty_to_null(df)}, result_format="SUMMARY")
+    raw = run.to_json_dict()
+    results = [_sanitize(r) for r in raw.get("results", [])]
+    blocking: list[str] = []
+    warnings: list[str] = []
+    for res in results:
+        if res["success"] and not res["raised_exception"]:
+            continue
+        text = _describe(table, res, df)
+        severity = res["expectation_config"]["meta"].get("slidegate_severity", "block")
+        (warnings if severity == "warn" else blocking).append(text)
+    clean = {
+        "suite_name": raw.get("suite_name"),
+        "success": not blocking,
+        "statistics": raw.get("statistics", {}),
+        "great_expectations_version": (raw.get("meta") or {}).get("great_expectations_version"),
+        "results": results,
+    }
+    return clean, blocking, warnings
+
+
+def _context() -> Any:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
+    return gx.get_context(project_config=config, mode="ephemeral")
+
+
+def validate_tables(
+    cohort: pd.DataFrame, metadata: pd.DataFrame, policy: MetadataPolicy
+) -> ValidationOutcome:
+    """Validate the released cohort table and the output metadata table (slide, key, value)."""
+    context = _context()
+    results: dict[str, Any] = {}
+    blocking: list[str] = []
+    warnings: list[str] = []
+    for table, df, checks in (
+        ("cohort", cohort, cohort_checks(policy)),
+        ("metadata", metadata, metadata_checks(policy)),
+    ):
+        results[table], b, w = _run_suite(context, table, df, checks)
+        blocking += b
+        warnings += w
+    return ValidationOutcome(
+        passed=not blocking,
+        blocking_failures=tuple(blocking),
+        warnings=tuple(warnings),
+        results=results,
+    )
