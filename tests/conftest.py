@@ -20,3 +20,36 @@ def real_slides() -> Path:
 @pytest.fixture(scope="session")
 def policies_dir() -> Path:
     return REPO / "policies"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real Prefect server on 127.0.0.1 (own home, own port), for the whole session.
+
+    Sets PREFECT_API_URL in this process's environment so that Dask worker processes spawned
+    later inherit it (otherwise each worker would start its own temporary server).
+    """
+    import os
+
+    from flows.server import offline_env, start_server, stop_pid
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    offline_env(os.environ, home)
+    os.environ["PREFECT_HOME"] = str(home)
+    server = start_server(home, free_port(), os.environ)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield server
+    assert server.pid is not None
+    stop_pid(server.pid)
+    os.environ.pop("PREFECT_API_URL", None)

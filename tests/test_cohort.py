@@ -54,7 +54,7 @@ def test_release_table_pseudonymises_generalises_and_drops(
         "slide", "patient", "block", "specimen", "age", "sex", "diagnosis", "site",
         "collection_year",
     ]  # fmt: skip
-    assert rel.dropped_columns == ("collection_date", "name", "notes")
+    assert rel.dropped_columns == ("name", "notes")  # collection_date is released renamed
     assert list(t.index) == [10, 11, 12]
     assert t.loc[10, "slide"] == pseudo("s", "case-A/slide1.svs")
     assert t.loc[10, "patient"] == t.loc[11, "patient"] == pseudo("p", "MRN-1001")
