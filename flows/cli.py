@@ -155,7 +155,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if (out / "manifest.json").exists():
         print(f"{out} already holds this demo release; delete {args.out} to run it again")
         return 0
-    print(f"synthetic cohort: {cohort.n_slides} slides (one corrupt) in {cohort.root}")
+    print(
+        f"synthetic cohort: {cohort.n_slides} slides and {cohort.n_corrupt} corrupt one "
+        f"in {cohort.root}"
+    )
     return cmd_release(args, spec=spec)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import imagecodecs
 import numpy as np
@@ -96,8 +97,11 @@ def jpeg_strips(img: RGB, rows: int) -> Iterator[bytes]:
 
 
 def _identity_tags(meta: SvsMeta) -> list[tuple[int, str, int, str, bool]]:
-    return [(271, "s", 0, meta.make, True), (272, "s", 0, meta.model, True),
-            (315, "s", 0, meta.artist, True)]  # fmt: skip
+    return [
+        (271, "s", 0, meta.make, True),
+        (272, "s", 0, meta.model, True),
+        (315, "s", 0, meta.artist, True),
+    ]
 
 
 def write_svs(path: Path, level0: RGB, meta: SvsMeta, label: RGB, macro: RGB) -> None:
@@ -105,10 +109,18 @@ def write_svs(path: Path, level0: RGB, meta: SvsMeta, label: RGB, macro: RGB) ->
     h, w = level0.shape[:2]
     tail = description_tail(meta, h, w)
     head = f"{LIBRARY} \r\n"
-    jpeg_rgb = {"compression": "jpeg", "photometric": "rgb", "dtype": np.uint8,
-                "compressionargs": {"outcolorspace": "RGB"}, "metadata": None}  # fmt: skip
-    tagged = {"datetime": meta.scan.tiff_datetime, "software": meta.software,
-              "extratags": _identity_tags(meta)}  # fmt: skip
+    jpeg_rgb: dict[str, Any] = {
+        "compression": "jpeg",
+        "photometric": "rgb",
+        "dtype": np.uint8,
+        "compressionargs": {"outcolorspace": "RGB"},
+        "metadata": None,
+    }
+    tagged: dict[str, Any] = {
+        "datetime": meta.scan.tiff_datetime,
+        "software": meta.software,
+        "extratags": _identity_tags(meta),
+    }
     levels: list[RGB] = []
     prev, prev_f = level0, 1
     for f in level_factors(h, w):
@@ -118,22 +130,54 @@ def write_svs(path: Path, level0: RGB, meta: SvsMeta, label: RGB, macro: RGB) ->
     th, tw = thumbnail_size(h, w)
     thumb = resize(level0, (th, tw))
     with tifffile.TiffWriter(path, bigtiff=False) as tw_:
-        tw_.write(jpeg_tiles(level0), shape=level0.shape, tile=(TILE, TILE),
-                  description=f"{head}{w}x{h} [0,0 {w}x{h}] ({TILE}x{TILE}) JPEG/RGB Q={QUALITY}"
-                  + tail, subfiletype=0, **jpeg_rgb, **tagged)  # fmt: skip
-        tw_.write(jpeg_strips(thumb, 16), shape=thumb.shape, rowsperstrip=16,
-                  description=f"{head}{w}x{h} -> {tw}x{th} - {tail}", software=False,
-                  subfiletype=0, **jpeg_rgb)  # fmt: skip
+        tw_.write(
+            jpeg_tiles(level0),
+            shape=level0.shape,
+            tile=(TILE, TILE),
+            description=f"{head}{w}x{h} [0,0 {w}x{h}] ({TILE}x{TILE}) JPEG/RGB Q={QUALITY}" + tail,
+            subfiletype=0,
+            **jpeg_rgb,
+            **tagged,
+        )
+        tw_.write(
+            jpeg_strips(thumb, 16),
+            shape=thumb.shape,
+            rowsperstrip=16,
+            description=f"{head}{w}x{h} -> {tw}x{th} - {tail}",
+            software=False,
+            subfiletype=0,
+            **jpeg_rgb,
+        )
         for lvl in levels:
             lh, lw = lvl.shape[:2]
-            tw_.write(jpeg_tiles(lvl), shape=lvl.shape, tile=(TILE, TILE),
-                      description=f"{head}{w}x{h} -> {lw}x{lh} - {tail}", subfiletype=0,
-                      **jpeg_rgb, **tagged)  # fmt: skip
+            tw_.write(
+                jpeg_tiles(lvl),
+                shape=lvl.shape,
+                tile=(TILE, TILE),
+                description=f"{head}{w}x{h} -> {lw}x{lh} - {tail}",
+                subfiletype=0,
+                **jpeg_rgb,
+                **tagged,
+            )
         lh, lw = label.shape[:2]
-        tw_.write(label, photometric="rgb", compression="lzw", predictor=True, rowsperstrip=16,
-                  description=f"{LIBRARY}\r\nlabel {lw}x{lh}", subfiletype=1, software=False,
-                  metadata=None)  # fmt: skip
+        tw_.write(
+            label,
+            photometric="rgb",
+            compression="lzw",
+            predictor=True,
+            rowsperstrip=16,
+            description=f"{LIBRARY}\r\nlabel {lw}x{lh}",
+            subfiletype=1,
+            software=False,
+            metadata=None,
+        )
         mh, mw = macro.shape[:2]
-        tw_.write(jpeg_strips(macro, 16), shape=macro.shape, rowsperstrip=16,
-                  description=f"{LIBRARY}\r\nmacro {mw}x{mh}", subfiletype=9, software=False,
-                  **jpeg_rgb)  # fmt: skip
+        tw_.write(
+            jpeg_strips(macro, 16),
+            shape=macro.shape,
+            rowsperstrip=16,
+            description=f"{LIBRARY}\r\nmacro {mw}x{mh}",
+            subfiletype=9,
+            software=False,
+            **jpeg_rgb,
+        )

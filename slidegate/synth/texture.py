@@ -72,9 +72,7 @@ def _stroma(rng: np.random.Generator, size: tuple[int, int]) -> F32:
     return base * (1.0 - mix) + dark * mix
 
 
-def _nuclei_and_lumens(
-    rng: np.random.Generator, mask: F32, scale: float
-) -> tuple[F32, F32]:
+def _nuclei_and_lumens(rng: np.random.Generator, mask: F32, scale: float) -> tuple[F32, F32]:
     """Return (nuclei alpha, lumen alpha) painted with PIL ellipses inside the tissue mask."""
     h, w = mask.shape
     nuc = Image.new("L", (w, h), 0)
@@ -99,7 +97,7 @@ def _nuclei_and_lumens(
         cy, cx = inside[int(rng.integers(len(inside)))]
         spread = rng.uniform(15, 60) * scale
         count = int(rng.integers(30, 110))
-        pts = rng.normal(0.0, spread, size=(count, 2)) + (cy, cx)
+        pts = rng.normal(0.0, spread, size=(count, 2)) + np.array([cy, cx])
         for py, px in pts:
             iy, ix = int(py), int(px)
             if 0 <= iy < h and 0 <= ix < w and mask[iy, ix] > 0.5:
@@ -116,7 +114,9 @@ def _nuclei_and_lumens(
     )
 
 
-def _ellipse(draw: ImageDraw.ImageDraw, rng: np.random.Generator, y: float, x: float, r: float) -> None:
+def _ellipse(
+    draw: ImageDraw.ImageDraw, rng: np.random.Generator, y: float, x: float, r: float
+) -> None:
     ry, rx = r * rng.uniform(0.6, 1.3), r * rng.uniform(0.6, 1.3)
     draw.ellipse((x - rx, y - ry, x + rx, y + ry), fill=int(rng.integers(170, 256)))
 

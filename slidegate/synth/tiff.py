@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tifffile
 
-from slidegate.synth.texture import RGB, downsample
 from slidegate.synth.svs import level_factors
+from slidegate.synth.texture import RGB, downsample
 
 TILE = 256
 
@@ -44,22 +45,49 @@ def write_generic_tiff(path: Path, level0: RGB, meta: TiffMeta, label: RGB) -> N
     h, w = level0.shape[:2]
     factors = level_factors(h, w, step=2)
     px_per_cm = 10000.0 / meta.mpp
-    jpeg = {"compression": "jpeg", "compressionargs": {"level": 85}, "photometric": "rgb",
-            "tile": (TILE, TILE), "resolutionunit": "CENTIMETER", "metadata": None}  # fmt: skip
+    jpeg: dict[str, Any] = {
+        "compression": "jpeg",
+        "compressionargs": {"level": 85},
+        "photometric": "rgb",
+        "tile": (TILE, TILE),
+        "resolutionunit": "CENTIMETER",
+        "metadata": None,
+    }
     extratags = [
         (315, "s", 0, meta.artist, True),
         (316, "s", 0, meta.host_computer, True),
         (269, "s", 0, meta.document_name, True),
     ]
     with tifffile.TiffWriter(path, bigtiff=False) as tw:
-        tw.write(level0, subifds=len(factors), description=description_text(meta),
-                 datetime=meta.datetime, software=meta.software, extratags=extratags,
-                 resolution=(px_per_cm, px_per_cm), subfiletype=0, **jpeg)  # fmt: skip
+        tw.write(
+            level0,
+            subifds=len(factors),
+            description=description_text(meta),
+            datetime=meta.datetime,
+            software=meta.software,
+            extratags=extratags,
+            resolution=(px_per_cm, px_per_cm),
+            subfiletype=0,
+            **jpeg,
+        )
         prev, prev_f = level0, 1
         for f in factors:
             prev = downsample(prev, f // prev_f)
             prev_f = f
-            tw.write(prev, subfiletype=1, software=False,
-                     resolution=(px_per_cm / f, px_per_cm / f), **jpeg)  # fmt: skip
-        tw.write(label, photometric="rgb", compression="lzw", predictor=True, rowsperstrip=16,
-                 software=False, subfiletype=0, metadata=None)  # fmt: skip
+            tw.write(
+                prev,
+                subfiletype=1,
+                software=False,
+                resolution=(px_per_cm / f, px_per_cm / f),
+                **jpeg,
+            )
+        tw.write(
+            label,
+            photometric="rgb",
+            compression="lzw",
+            predictor=True,
+            rowsperstrip=16,
+            software=False,
+            subfiletype=0,
+            metadata=None,
+        )
