@@ -22,11 +22,14 @@ from slidegate.risk.policy import RiskPolicy
 _EPS = 1e-9
 
 
+Decision = Literal["approved", "withheld"]
+
+
 class PatientRisk(Frozen):
     patient: str  # pseudonym
     ec_size: int
     risk: float
-    decision: Literal["approved", "withheld"]
+    decision: Decision
     reason: str
 
 
@@ -52,6 +55,23 @@ class RiskReport(Frozen):
     @property
     def approved_patients(self) -> frozenset[str]:
         return frozenset(p.patient for p in self.patients if p.decision == "approved")
+
+    def patient_reason(self, patient: str) -> str:
+        """The decision text for one patient pseudonym (KeyError if not in the report)."""
+        for p in self.patients:
+            if p.patient == patient:
+                return p.reason
+        raise KeyError("patient pseudonym not in the risk report")
+
+    def figures(self) -> dict[str, float]:
+        """Flat cohort figures for summaries and Prefect artifacts."""
+        out: dict[str, float] = {}
+        for label, s in (("cohort", self.before), ("released", self.after)):
+            for name, value in s.model_dump().items():
+                out[f"{label}_{name}"] = float(value)
+        out["withheld_patients"] = float(len(self.withheld_patients))
+        out["passed"] = 1.0 if self.passed else 0.0
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -147,28 +167,20 @@ def assess(table: pd.DataFrame, policy: RiskPolicy) -> RiskReport:
 
     patients = []
     for patient, size in sizes.items():
-        risk = 1.0 / int(size)
+        n = int(size)
+        decision: Decision = "approved"
+        reason = f"prosecutor risk {1 / n:.2f} <= {limit:.2f} (equivalence class of {_plural(n)})"
         if patient in above.index:
-            decision, reason = (
-                "withheld",
-                (
-                    f"prosecutor risk {risk:.2f} > {limit:.2f} "
-                    f"(equivalence class of {_plural(int(size))} over {qi_text})"
-                ),
+            decision = "withheld"
+            reason = (
+                f"prosecutor risk {1 / n:.2f} > {limit:.2f} "
+                f"(equivalence class of {_plural(n)} over {qi_text})"
             )
         elif not passed:
             decision, reason = "withheld", f"cohort withheld: {cohort_reason}"
-        else:
-            decision, reason = (
-                "approved",
-                (
-                    f"prosecutor risk {risk:.2f} <= {limit:.2f} "
-                    f"(equivalence class of {_plural(int(size))})"
-                ),
-            )
         patients.append(
             PatientRisk(
-                patient=str(patient), ec_size=int(size), risk=risk, decision=decision, reason=reason
+                patient=str(patient), ec_size=n, risk=1 / n, decision=decision, reason=reason
             )
         )
     return RiskReport(

@@ -54,11 +54,15 @@ def _columns_check(columns: list[str], what: str) -> Check:
 
 
 def _regex(column: str, regex: str, rule: str, severity: Severity) -> Check:
-    return Check("ExpectColumnValuesToMatchRegex", {"column": column, "regex": regex}, column, rule, severity)
+    return Check(
+        "ExpectColumnValuesToMatchRegex", {"column": column, "regex": regex}, column, rule, severity
+    )
 
 
 def _not_null(column: str, severity: Severity) -> Check:
-    return Check("ExpectColumnValuesToNotBeNull", {"column": column}, column, "no missing values", severity)
+    return Check(
+        "ExpectColumnValuesToNotBeNull", {"column": column}, column, "no missing values", severity
+    )
 
 
 def cohort_checks(policy: MetadataPolicy) -> list[Check]:

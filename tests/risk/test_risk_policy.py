@@ -13,7 +13,7 @@ from slidegate.risk.policy import load_risk_policy
 def test_shipped_policies_load(policies_dir: Path) -> None:
     open_ = load_risk_policy(policies_dir / "risk" / "open.yaml")
     controlled = load_risk_policy(policies_dir / "risk" / "controlled.yaml")
-    assert open_.max_prosecutor_risk == 0.5 and open_.max_mean_risk == 0.3
+    assert open_.max_prosecutor_risk == 0.5 and open_.max_mean_risk == 0.5
     assert controlled.max_prosecutor_risk >= open_.max_prosecutor_risk
     assert controlled.max_mean_risk >= open_.max_mean_risk
     assert open_.quasi_identifiers == ["age", "sex", "diagnosis", "site"]

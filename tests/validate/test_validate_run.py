@@ -1,0 +1,144 @@
+"""Real Great Expectations runs on released tables; results must carry no data values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from slidegate.cohort import build_release_table
+from slidegate.pseudonym import Pseudonymizer
+from slidegate.validate.policy import MetadataPolicy, load_metadata_policy
+from slidegate.validate.run import ValidationOutcome, validate_tables
+
+P = Pseudonymizer(b"v" * 32)
+CANARY = "CANARY-7f3a"
+
+
+@pytest.fixture(scope="module")
+def policy(policies_dir: Path) -> MetadataPolicy:
+    return load_metadata_policy(policies_dir / "metadata" / "cohort.yaml")
+
+
+@pytest.fixture
+def cohort(policy: MetadataPolicy) -> pd.DataFrame:
+    source = pd.DataFrame(
+        {
+            "slide": ["a/1.svs", "a/2.svs", "b/3.svs"],
+            "patient": ["MRN1", "MRN1", "MRN2"],
+            "block": ["B1", "B2", "B3"],
+            "specimen": ["S1", "S1", "S2"],
+            "age": ["62", "62", "47"],
+            "sex": ["F", "F", "M"],
+            "diagnosis": ["C18.7", "C18.7", "C20"],
+            "site": ["colon", "colon", "rectum"],
+            "collection_date": ["2019-03-14", "2019-03-14", "2020-01-02"],
+            "name": ["Jane Roe", "Jane Roe", "John Doe"],
+        }
+    )
+    return build_release_table(source, policy, P).table
+
+
+@pytest.fixture
+def metadata(cohort: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for slide in cohort["slide"]:
+        rows += [
+            (slide, "aperio.AppMag", "20"),
+            (slide, "aperio.MPP", "0.4990"),
+            (slide, "scan_year", "2009"),
+            (slide, "aperio.Gamma", "2.2"),
+        ]
+    return pd.DataFrame(rows, columns=["slide", "key", "value"])
+
+
+def no_values(outcome: ValidationOutcome, *raw: str) -> None:
+    text = json.dumps(outcome.results) + "\n".join(outcome.blocking_failures + outcome.warnings)
+    assert "partial_unexpected" not in text and "unexpected_index" not in text
+    for value in raw:
+        assert value not in text, value
+
+
+def test_clean_tables_pass(cohort: pd.DataFrame, metadata: pd.DataFrame, policy) -> None:
+    outcome = validate_tables(cohort, metadata, policy)
+    assert outcome.passed, outcome.blocking_failures
+    assert outcome.blocking_failures == () and outcome.warnings == ()
+    assert outcome.results["cohort"]["success"] and outcome.results["metadata"]["success"]
+    stats = outcome.results["cohort"]["statistics"]
+    assert stats["evaluated_expectations"] == stats["successful_expectations"] >= 15
+    no_values(outcome, "MRN1", "a/1.svs", "Jane", "2019-03")
+
+
+def test_bad_pseudonym_blocks(cohort: pd.DataFrame, metadata: pd.DataFrame, policy) -> None:
+    cohort.loc[1, "slide"] = f"{CANARY}/2.svs"
+    outcome = validate_tables(cohort, metadata, policy)
+    assert not outcome.passed
+    assert outcome.blocking_failures == (
+        "cohort: expect_column_values_to_match_regex on column 'slide': "
+        "values are 's-' pseudonyms (1 of 3 rows)",
+    )
+    no_values(outcome, CANARY)
+
+
+def test_sex_out_of_set_blocks(cohort: pd.DataFrame, metadata: pd.DataFrame, policy) -> None:
+    cohort.loc[2, "sex"] = CANARY
+    outcome = validate_tables(cohort, metadata, policy)
+    assert outcome.blocking_failures == (
+        "cohort: expect_column_values_to_be_in_set on column 'sex': "
+        "values in the allowed set (1 of 3 rows)",
+    )
+    no_values(outcome, CANARY)
+
+
+def test_extra_column_blocks(cohort: pd.DataFrame, metadata: pd.DataFrame, policy) -> None:
+    cohort["mrn"] = [CANARY] * len(cohort)
+    outcome = validate_tables(cohort, metadata, policy)
+    assert not outcome.passed
+    [failure] = outcome.blocking_failures
+    assert failure.startswith("cohort: expect_table_columns_to_match_set: columns are exactly")
+    assert "unexpected column(s) ['mrn'], missing column(s) []" in failure
+    no_values(outcome, CANARY)
+
+
+def test_missing_column_blocks(cohort: pd.DataFrame, metadata: pd.DataFrame, policy) -> None:
+    outcome = validate_tables(cohort.drop(columns=["sex"]), metadata, policy)
+    assert not outcome.passed
+    assert any("missing column(s) ['sex']" in f for f in outcome.blocking_failures)
+    assert any("column 'sex'" in f and "could not run" in f for f in outcome.blocking_failures)
+
+
+def test_date_looking_metadata_value_blocks(cohort, metadata: pd.DataFrame, policy) -> None:
+    metadata.loc[2, "value"] = "12/29/09"
+    metadata.loc[6, "value"] = "2009:12:29 09:59:15"
+    outcome = validate_tables(cohort, metadata, policy)
+    assert outcome.blocking_failures == (
+        "metadata: expect_column_values_to_not_match_regex_list on column 'value': "
+        "values match none of forbid_value_regex (2 of 12 rows)",
+    )
+    no_values(outcome, "12/29", "09:59")
+
+
+def test_unlisted_metadata_key_blocks(cohort, metadata: pd.DataFrame, policy) -> None:
+    metadata.loc[len(metadata)] = [cohort["slide"].iloc[0], "aperio.Filename", CANARY]
+    outcome = validate_tables(cohort, metadata, policy)
+    assert outcome.blocking_failures == (
+        "metadata: expect_column_values_to_match_regex on column 'key': "
+        "keys are in allowed_keys (1 of 13 rows)",
+    )
+    no_values(outcome, CANARY)
+
+
+def test_warn_severity_does_not_block(cohort, metadata: pd.DataFrame, policy) -> None:
+    cohort.loc[0, "diagnosis"] = ""  # not_null: warn
+    cohort.loc[1, "site"] = f"Free text {CANARY}"  # regex: warn
+    outcome = validate_tables(cohort, metadata, policy)
+    assert outcome.passed
+    assert outcome.warnings == (
+        "cohort: expect_column_values_to_not_be_null on column 'diagnosis': "
+        "no missing values (1 of 3 rows)",
+        "cohort: expect_column_values_to_match_regex on column 'site': "
+        "values match ^[a-z][a-z ,/-]{0,63}$ (1 of 3 rows)",
+    )
+    no_values(outcome, CANARY)
