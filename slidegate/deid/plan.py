@@ -19,7 +19,9 @@ from slidegate.errors import PolicyError
 from slidegate.models import DeidPlan, MetadataField, PlannedField, SlideFacts
 
 _US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})$")
-_ISO_DATE = re.compile(r"^(\d{4})[:-](\d{2})[:-](\d{2})(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?.*)?$")
+_ISO_DATE = re.compile(
+    r"^(\d{4})[:-](\d{2})[:-](\d{2})(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?.*)?$"
+)
 
 
 def coarsen_year(value: str) -> str | None:
@@ -60,7 +62,10 @@ def _plan_field(f: MetadataField, policy: DeidPolicy) -> PlannedField:
     found = policy.rule_for(f.name)
     if found is None:
         return PlannedField(
-            name=f.name, location=f.location, field_class="unknown", action="drop",
+            name=f.name,
+            location=f.location,
+            field_class="unknown",
+            action="drop",
             rule="default-deny",
         )
     key, rule = found
@@ -90,13 +95,14 @@ def plan_deid(facts: SlideFacts, policy: DeidPolicy, pseudonym: str) -> DeidPlan
     written: set[str] = set()
     for i in _writer_order(facts):
         p = _plan_field(facts.fields[i], policy)
-        if p.output_key is not None:
-            if p.output_key in written:  # written once: the level-0 occurrence wins
+        key = p.output_key
+        if key is not None:
+            if key in written:  # written once: the level-0 occurrence wins
                 p = p.model_copy(
                     update={"output_key": None, "output_value": None, "rule": p.rule + " (dup)"}
                 )
             else:
-                written.add(p.output_key)
+                written.add(key)
         planned[i] = p
     levels = facts.levels if "pyramid" in policy.images.keep else ()
     return DeidPlan(

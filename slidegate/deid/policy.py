@@ -20,6 +20,7 @@ FieldClass = Literal[
     "date", "time", "device_id", "operator", "name", "identifier", "free_text", "technical"
 ]
 _GLOB_CHARS = frozenset("*?[")
+_PYRAMID: Literal["pyramid"] = "pyramid"
 
 
 class FieldRule(StrictModel):
@@ -41,14 +42,14 @@ class FieldRule(StrictModel):
 
 class ImagePolicy(StrictModel):
     #: only the pyramid can be kept; label, macro, thumbnail and other images are always dropped
-    keep: list[Literal["pyramid"]] = ["pyramid"]
+    keep: list[Literal["pyramid"]] = Field(default_factory=lambda: [_PYRAMID])
 
 
 class DeidPolicy(StrictModel):
     format: str
-    fields: dict[str, FieldRule] = {}
+    fields: dict[str, FieldRule] = Field(default_factory=dict)
     default: Literal["drop"] = "drop"
-    images: ImagePolicy = ImagePolicy()
+    images: ImagePolicy = Field(default_factory=ImagePolicy)
 
     def rule_for(self, name: str) -> tuple[str, FieldRule] | None:
         """(rule key, rule) for a field name: exact match first, then the first glob."""

@@ -31,7 +31,7 @@ UNSUPPORTED_FLAVOURS = {
 }
 
 
-def _classify(tif: tifffile.TiffFile, path: Path) -> str:
+def classify(tif: tifffile.TiffFile, path: Path) -> str:
     if svs.is_svs(tif):
         return svs.FORMAT
     for flag, name in UNSUPPORTED_FLAVOURS.items():
@@ -48,7 +48,7 @@ def _classify(tif: tifffile.TiffFile, path: Path) -> str:
             "to a tiled pyramidal TIFF or remove it from the cohort",
             reason="unsupported: untiled TIFF",
         )
-    if first.imagedepth > 1 or first.planarconfig != 1 and first.samplesperpixel > 1:
+    if first.imagedepth > 1 or (first.planarconfig != 1 and first.samplesperpixel > 1):
         raise UnsupportedSlideError(
             f"slide {path} is a volumetric or planar-separate TIFF, not supported yet; convert "
             "it to an interleaved (chunky) tiled pyramidal TIFF",
@@ -66,7 +66,7 @@ def layout_for(tif: tifffile.TiffFile, fmt: str, path: Path) -> Layout:
 def detect_format(path: Path) -> str:
     """'svs' | 'tiff'. UnsupportedSlideError / CorruptSlideError otherwise."""
     with open_tiff(path) as tif:
-        return _classify(tif, path)
+        return classify(tif, path)
 
 
 def _sha256(path: Path) -> tuple[str, int]:
@@ -83,7 +83,7 @@ def read_facts(path: Path, slide_id: str) -> SlideFacts:
     """Inventory one slide: format, levels, associated images, every metadata field, hash."""
     path = Path(path)
     with open_tiff(path) as tif:
-        fmt = _classify(tif, path)
+        fmt = classify(tif, path)
         lay = layout_for(tif, fmt, path)
         level0 = lay.levels[0]
         levels = tuple(level_facts(i, ref, level0) for i, ref in enumerate(lay.levels))

@@ -1,8 +1,10 @@
 """Generic tiled pyramidal TIFF: pyramid from SubIFDs of page 0 or reduced top-level pages.
 
 Generic TIFF has no standard marking for label and macro, so every page that is not part of the
-pyramid (stripped, different pixel type, different aspect ratio, named label/macro) is an
-associated image and is never published. Kind is "label"/"macro" when its description or
+pyramid is an associated image and is never published. A level is a tiled SubIFD of page 0 or a
+tiled top-level page with NewSubfileType 1 (reduced resolution), with page 0's pixel type, smaller
+and with the same aspect ratio, not named label/macro; anything else (stripped pages, full-size
+extra images, other shapes) is associated. Kind is "label"/"macro" when its description or
 PageName says so, else "other".
 """
 
@@ -47,7 +49,8 @@ def layout(tif: tifffile.TiffFile, path: object) -> Layout:
     for i, page in enumerate(pages[1:], start=1):
         ref = PageRef(page, i, f"page {i}")
         kind = named(page)
-        if kind is None and _fits(page, base) and int(page.imagewidth) not in widths:
+        reduced = page.subfiletype == 1  # top-level levels must say "reduced-resolution"
+        if kind is None and reduced and _fits(page, base) and int(page.imagewidth) not in widths:
             widths.add(int(page.imagewidth))
             out.levels.append(ref)
         else:

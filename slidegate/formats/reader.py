@@ -17,7 +17,7 @@ import numpy as np
 import zarr
 
 from slidegate.errors import CorruptSlideError
-from slidegate.formats.detect import _classify, layout_for
+from slidegate.formats.detect import classify, layout_for
 from slidegate.formats.tiff import PageRef, open_tiff
 from slidegate.models import LevelFacts
 
@@ -35,7 +35,7 @@ class LevelReader:
         stack = ExitStack()
         try:
             tif = stack.enter_context(open_tiff(self.path))
-            self._levels = layout_for(tif, _classify(tif, self.path), self.path).levels
+            self._levels = layout_for(tif, classify(tif, self.path), self.path).levels
         except BaseException:
             stack.close()
             raise

@@ -209,7 +209,7 @@ def level_facts(index: int, ref: PageRef, level0: PageRef) -> LevelFacts:
         height=int(page.imagelength),
         width=int(page.imagewidth),
         samples=page_samples(page),
-        dtype=page.dtype.name,
+        dtype=np.dtype(page.dtype).name,
         tile_height=int(page.tilelength) if page.is_tiled else None,
         tile_width=int(page.tilewidth) if page.is_tiled else None,
         compression=compression_name(page),
