@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import s3_service as s3_service  # real SeaweedFS, one per session
+
 REPO = Path(__file__).resolve().parent.parent
 REAL_SLIDES = REPO.parent / "shared" / "data" / "real-slides"
 

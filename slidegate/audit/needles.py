@@ -9,7 +9,7 @@ say how many values were not scanned. The needles are PHI: keep them private, ne
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from slidegate.models import DeidPlan, SlideFacts

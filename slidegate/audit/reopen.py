@@ -55,7 +55,8 @@ def _structure(group: zarr.Group, out: Path, plan: DeidPlan, ms: list[Any]) -> l
     names = [a.get("name") for a in axes if isinstance(a, Mapping)]
     if len(names) != 3 or names[1:] != ["y", "x"]:
         problems.append("multiscales axes must be (channel, y, x)")
-    arrays, groups = [], []
+    arrays: list[str] = []
+    groups: list[str] = []
     for name, node in group.members():
         (arrays if isinstance(node, zarr.Array) else groups).append(name)
     if sorted(arrays) != sorted(expected):
@@ -72,9 +73,13 @@ def _structure(group: zarr.Group, out: Path, plan: DeidPlan, ms: list[Any]) -> l
     return problems
 
 
-def _scale_problems(i: int, lv: LevelFacts, dataset: Mapping[str, Any], plan: DeidPlan) -> list[str]:
+def _scale_problems(
+    i: int, lv: LevelFacts, dataset: Mapping[str, Any], plan: DeidPlan
+) -> list[str]:
     transforms = dataset.get("coordinateTransformations", [])
-    scales = [t.get("scale") for t in transforms if isinstance(t, Mapping) and t.get("type") == "scale"]
+    scales = [
+        t.get("scale") for t in transforms if isinstance(t, Mapping) and t.get("type") == "scale"
+    ]
     if len(scales) != 1 or not isinstance(scales[0], list) or len(scales[0]) != 3:
         return [f"level {i}: needs exactly one 3-axis scale transform"]
     scale = scales[0]

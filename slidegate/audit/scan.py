@@ -106,7 +106,7 @@ def _trie_regex(words: Iterable[bytes]) -> bytes:
         # follow single-child runs iteratively: long needles do not deepen the recursion
         run = bytearray([first])
         while len(node) == 1 and end not in node:
-            (b, node), = node.items()
+            ((b, node),) = node.items()
             run.append(b)
         return re.escape(bytes(run)) + emit(node)
 

@@ -1,0 +1,27 @@
+"""Publishing: stores (local folder, S3), the release layout, manifest last, verification."""
+
+from slidegate.publish.release import (
+    ObjectRecord,
+    list_releases,
+    load_manifest,
+    publish_files,
+    publish_tree,
+    verify_release,
+    write_manifest,
+)
+from slidegate.publish.stores import LocalStore, S3Store, Store, check_writable, open_store
+
+__all__ = [
+    "LocalStore",
+    "ObjectRecord",
+    "S3Store",
+    "Store",
+    "check_writable",
+    "list_releases",
+    "load_manifest",
+    "open_store",
+    "publish_files",
+    "publish_tree",
+    "verify_release",
+    "write_manifest",
+]

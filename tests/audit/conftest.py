@@ -161,6 +161,11 @@ def clean_output(tmp_path_factory: pytest.TempPathFactory, plan: DeidPlan) -> Pa
 
 
 @pytest.fixture
+def ngff_writer():
+    return write_ngff
+
+
+@pytest.fixture
 def copy_of(tmp_path: Path):
     def _copy(src: Path) -> Path:
         dst = tmp_path / src.name

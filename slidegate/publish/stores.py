@@ -1,0 +1,397 @@
+"""Where releases go: a local folder or an S3 bucket (AWS, SeaweedFS, MinIO...).
+
+Keys are '/'-separated paths relative to the store root. S3 credentials come from boto3's
+default chain (environment, AWS config/profile, instance role), never from arguments, so they
+never end up in a log or a Prefect parameter. Error messages never contain a secret or a
+server message; they name the operation, the target and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from slidegate.errors import SpecError, TransientIOError
+from slidegate.settings import Settings
+
+HASH_BLOCK = 4 * 1024 * 1024
+PROBE_KEY = ".slidegate-probe"
+TMP_PREFIX = ".slidegate-tmp-"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(HASH_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_key(key: str) -> str:
+    """A key is a relative '/'-separated path without empty, '.' or '..' parts."""
+    parts = key.split("/")
+    if not key or any(p in ("", ".", "..") for p in parts) or any(c in key for c in "\\\n\r"):
+        raise SpecError(f"invalid object key {key!r}: use a relative '/'-separated path")
+    return key
+
+
+@runtime_checkable
+class Store(Protocol):
+    def put_file(self, key: str, path: Path, sha256: str) -> None: ...
+
+    def put_bytes(self, key: str, data: bytes, sha256: str) -> None: ...
+
+    def head_sha256(self, key: str) -> str | None:
+        """The recorded sha256 of an object ("" if none recorded); None when it is absent."""
+        ...
+
+    def hash_object(self, key: str) -> str | None:
+        """sha256 of the stored bytes (reads them all); None when the object is absent."""
+        ...
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under the folder `prefix` ('' = everything), sorted."""
+        ...
+
+    def list_children(self, prefix: str) -> list[str]:
+        """Names of the immediate sub-folders of `prefix` ('' = the root), sorted."""
+        ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def describe(self) -> str:
+        """The target as a URL or path, without credentials."""
+        ...
+
+
+class LocalStore:
+    """A folder. Writes go to a temporary name in the same folder, then os.replace (atomic)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*check_key(key).split("/"))
+
+    def _dir(self, prefix: str) -> Path:
+        p = prefix.strip("/")
+        return self._path(p) if p else self.root
+
+    @contextmanager
+    def _errors(self, op: str) -> Iterator[None]:
+        try:
+            yield
+        except PermissionError:
+            raise SpecError(
+                f"permission denied for {op} in {self.describe()}: make the folder writable "
+                "by this user or choose another target",
+                reason="target not writable",
+            ) from None
+
+    def _write(self, key: str, fill: Callable[[Path], object]) -> None:
+        dest = self._path(key)
+        with self._errors("write"):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}")
+            try:
+                fill(tmp)
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
+
+    def put_file(self, key: str, path: Path, sha256: str) -> None:
+        self._write(key, lambda tmp: shutil.copyfile(path, tmp))
+
+    def put_bytes(self, key: str, data: bytes, sha256: str) -> None:
+        self._write(key, lambda tmp: tmp.write_bytes(data))
+
+    def head_sha256(self, key: str) -> str | None:
+        return self.hash_object(key)  # a folder records no metadata: hash the bytes
+
+    def hash_object(self, key: str) -> str | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        with self._errors("read"):
+            return sha256_file(path)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._dir(prefix)
+        if not base.is_dir():
+            return []
+        with self._errors("list"):
+            return sorted(
+                p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file()
+            )
+
+    def list_children(self, prefix: str) -> list[str]:
+        base = self._dir(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if p.is_dir())
+
+    def get_bytes(self, key: str) -> bytes:
+        with self._errors("read"):
+            return self._path(key).read_bytes()
+
+    def delete(self, key: str) -> None:
+        with self._errors("delete"):
+            self._path(key).unlink(missing_ok=True)
+
+    def describe(self) -> str:
+        return str(self.root)
+
+
+# --- S3 ------------------------------------------------------------------------------------
+
+_DENIED = {
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AuthorizationHeaderMalformed",
+    "InvalidClientTokenId",
+    "403",
+    "401",
+}
+_NO_BUCKET = {"NoSuchBucket"}
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_TRANSIENT = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+}
+
+
+def _client_error_code(exc: BaseException) -> tuple[str, int]:
+    """Error code and HTTP status of a botocore ClientError found in the exception chain."""
+    from botocore.exceptions import ClientError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ClientError):
+            err = seen.response.get("Error", {})
+            meta = seen.response.get("ResponseMetadata", {})
+            return str(err.get("Code", "")), int(meta.get("HTTPStatusCode", 0) or 0)
+        seen = seen.__cause__ or seen.__context__
+    return "", 0
+
+
+def _upload_failed_code(exc: BaseException) -> str:
+    """boto3's S3UploadFailedError only carries the ClientError as text: '... (Code) ...'."""
+    text = str(exc)
+    for code in sorted(_DENIED | _NO_BUCKET | _TRANSIENT, key=len, reverse=True):
+        if f"({code})" in text:
+            return code
+    return ""
+
+
+class S3Store:
+    """Objects under s3://bucket/prefix. Uploads use managed multipart and record the sha256
+    in the object metadata (`x-amz-meta-sha256`)."""
+
+    def __init__(self, bucket: str, prefix: str, client: Any, *, concurrency: int = 4) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.client = client
+        self.transfer = TransferConfig(
+            multipart_threshold=16 * 1024 * 1024,
+            multipart_chunksize=16 * 1024 * 1024,
+            max_concurrency=max(1, concurrency),
+        )
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _strip(self, full: str) -> str:
+        return full[len(self.prefix) + 1 :] if self.prefix else full
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    @contextmanager
+    def _errors(self, op: str) -> Iterator[None]:
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            NoCredentialsError,
+            PartialCredentialsError,
+        )
+
+        where = self.describe()
+        try:
+            yield
+        except (NoCredentialsError, PartialCredentialsError):
+            raise SpecError(
+                f"no usable S3 credentials for {op} on {where}: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, for this target",
+                reason="storage credentials missing",
+            ) from None
+        except (ClientError, S3UploadFailedError) as exc:
+            code, status = _client_error_code(exc)
+            if not code and isinstance(exc, S3UploadFailedError):
+                code = _upload_failed_code(exc)
+            raise self._mapped(op, code, status) from None
+        except BotoCoreError as exc:  # connection refused, timeouts, bad endpoint
+            raise TransientIOError(
+                f"S3 {op} on {where} failed: cannot reach the endpoint ({type(exc).__name__}); "
+                "check the endpoint URL and the network, then retry",
+                reason="storage unreachable",
+            ) from None
+
+    def _mapped(self, op: str, code: str, status: int) -> Exception:
+        where = self.describe()
+        what = code or str(status)
+        if code in _DENIED or status in (401, 403):
+            return SpecError(
+                f"S3 refused {op} on {where} ({what}): the credentials are wrong or lack "
+                "permission; use credentials with read, list, write and delete access to this "
+                "bucket and prefix (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)",
+                reason="storage access denied",
+            )
+        if code in _NO_BUCKET:
+            return SpecError(
+                f"bucket {self.bucket!r} does not exist at the S3 endpoint: create it or fix "
+                "the target",
+                reason="storage bucket missing",
+            )
+        if code in _TRANSIENT or status >= 500 or status == 429:
+            return TransientIOError(
+                f"S3 {op} on {where} failed ({what}); retry later", reason="storage unavailable"
+            )
+        return TransientIOError(f"S3 {op} on {where} failed ({what})", reason="storage error")
+
+    def put_file(self, key: str, path: Path, sha256: str) -> None:
+        with self._errors("upload"):
+            self.client.upload_file(
+                str(path),
+                self.bucket,
+                self._key(key),
+                ExtraArgs={"Metadata": {"sha256": sha256}},
+                Config=self.transfer,
+            )
+
+    def put_bytes(self, key: str, data: bytes, sha256: str) -> None:
+        with self._errors("upload"):
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, Metadata={"sha256": sha256}
+            )
+
+    def head_sha256(self, key: str) -> str | None:
+        with self._errors("head"):
+            try:
+                head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            except Exception as exc:
+                code, status = _client_error_code(exc)
+                if status == 404 or code in _NOT_FOUND:
+                    return None
+                raise
+        value = head.get("Metadata", {}).get("sha256")
+        return str(value) if value else ""
+
+    def hash_object(self, key: str) -> str | None:
+        h = hashlib.sha256()
+        with self._errors("download"):
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            except Exception as exc:
+                code, status = _client_error_code(exc)
+                if status == 404 or code in _NOT_FOUND:
+                    return None
+                raise
+            for block in body.iter_chunks(HASH_BLOCK):
+                h.update(block)
+        return h.hexdigest()
+
+    def _pages(self, prefix: str, delimiter: str | None) -> Iterator[dict[str, Any]]:
+        parts = [p for p in (self.prefix, prefix.strip("/")) if p]
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Prefix": "/".join(parts) + "/" if parts else "",
+        }
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        with self._errors("list"):
+            yield from self.client.get_paginator("list_objects_v2").paginate(**kwargs)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        pages = self._pages(prefix, None)
+        return sorted(self._strip(o["Key"]) for page in pages for o in page.get("Contents", []))
+
+    def list_children(self, prefix: str) -> list[str]:
+        pages = self._pages(prefix, "/")
+        return sorted(
+            cp["Prefix"].rstrip("/").rsplit("/", 1)[-1]
+            for page in pages
+            for cp in page.get("CommonPrefixes", [])
+        )
+
+    def get_bytes(self, key: str) -> bytes:
+        with self._errors("download"):
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            data: bytes = body.read()
+        return data
+
+    def delete(self, key: str) -> None:
+        with self._errors("delete"):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+def s3_client(settings: Settings) -> Any:
+    """A boto3 S3 client for the settings' endpoint: path-style, standard retries, credentials
+    from boto3's default chain."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        s3={"addressing_style": "path"},
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=10,
+        read_timeout=120,
+        max_pool_connections=max(10, settings.upload_concurrency * 4),
+    )
+    return boto3.session.Session().client(
+        "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region, config=config
+    )
+
+
+def open_store(target: str, settings: Settings) -> Store:
+    """`s3://bucket/prefix` -> S3Store; a folder path (or file://path) -> LocalStore."""
+    if target.startswith("s3://"):
+        bucket, _, prefix = target[len("s3://") :].partition("/")
+        if not bucket:
+            raise SpecError(f"target {target!r} has no bucket name: use s3://bucket/prefix")
+        client = s3_client(settings)
+        return S3Store(bucket, prefix, client, concurrency=settings.upload_concurrency)
+    if "://" in target and not target.startswith("file://"):
+        raise SpecError(f"unsupported target scheme in {target!r}: use a folder or s3://...")
+    return LocalStore(Path(target.removeprefix("file://")))
+
+
+def check_writable(store: Store, release: str) -> None:
+    """List the release, then put and delete a small probe object under it: a missing bucket,
+    wrong or read-only credentials fail here, before any conversion work."""
+    key = f"{check_key(release)}/{PROBE_KEY}"
+    store.list_keys(release)  # read access, and a missing bucket (some servers create on PUT)
+    data = b"slidegate write probe\n"
+    store.put_bytes(key, data, hashlib.sha256(data).hexdigest())
+    store.delete(key)
