@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from flows.server import PrefectServer
 from slidegate.errors import SlidegateError
 from slidegate.settings import Settings
 
@@ -38,15 +39,25 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dask-address", help="use an existing Dask scheduler (tcp://host:port)")
         p.add_argument("--workers", type=int, help="LocalCluster worker processes (default 2)")
         p.add_argument("--s3-endpoint-url", help="S3-compatible endpoint for s3:// targets")
-        p.add_argument("--prefect-port", type=int, default=4200,
-                       help="port of the local Prefect server (default 4200)")
-        p.add_argument("--stop-server", action="store_true",
-                       help="stop the local Prefect server at the end if this run started it")
+        p.add_argument(
+            "--prefect-port",
+            type=int,
+            default=4200,
+            help="port of the local Prefect server (default 4200)",
+        )
+        p.add_argument(
+            "--stop-server",
+            action="store_true",
+            help="stop the local Prefect server at the end if this run started it",
+        )
 
     rel = sub.add_parser("release", help="release a cohort described by a release spec")
     rel.add_argument("spec", type=Path, help="release spec YAML")
-    rel.add_argument("--dry-run", action="store_true",
-                     help="stop before publishing: write the plan and reports to the work area")
+    rel.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="stop before publishing: write the plan and reports to the work area",
+    )
     run_options(rel)
 
     demo = sub.add_parser("demo", help="synthesise a cohort and release it to a local folder")
@@ -98,8 +109,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_synth(args: argparse.Namespace) -> int:
     from slidegate.synth import generate_cohort
 
-    cohort = generate_cohort(args.out, slides=args.slides, patients=args.patients,
-                             seed=args.seed, corrupt=args.corrupt)
+    cohort = generate_cohort(
+        args.out, slides=args.slides, patients=args.patients, seed=args.seed, corrupt=args.corrupt
+    )
     spec = write_spec(cohort.root, release=f"synth-{args.seed}", target="release")
     print(f"wrote {cohort.n_slides} slides of {cohort.n_patients} patients to {cohort.root}")
     print(f"release spec: {spec}")
@@ -123,7 +135,8 @@ def cmd_release(args: argparse.Namespace, spec: Path | None = None) -> int:
 
     try:
         result = release_cohort.with_options(task_runner=dask_runner(settings))(
-            spec=str(spec or args.spec), dry_run=getattr(args, "dry_run", False),
+            spec=str(spec or args.spec),
+            dry_run=getattr(args, "dry_run", False),
             settings=settings,
         )
     finally:
@@ -147,8 +160,9 @@ def cmd_release(args: argparse.Namespace, spec: Path | None = None) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from slidegate.synth import generate_cohort
 
-    cohort = generate_cohort(args.out / "cohort", slides=args.slides, patients=args.patients,
-                             seed=args.seed, corrupt=1)
+    cohort = generate_cohort(
+        args.out / "cohort", slides=args.slides, patients=args.patients, seed=args.seed, corrupt=1
+    )
     release = f"demo-{args.seed}"
     spec = write_spec(cohort.root, release=release, target=str((args.out / "release").resolve()))
     out = args.out / "release" / release
@@ -167,8 +181,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from slidegate.publish.stores import open_store
 
     target, _, release = args.release.rstrip("/").rpartition("/")
-    store = open_store(target, Settings.from_env(os.environ,
-                                                 s3_endpoint_url=args.s3_endpoint_url))
+    store = open_store(target, Settings.from_env(os.environ, s3_endpoint_url=args.s3_endpoint_url))
     problems = verify_release(store, release)
     for p in problems:
         print(f"FAIL {p}")
@@ -191,13 +204,15 @@ def cmd_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _server(settings: Settings, port: int):  # type: ignore[no-untyped-def]
+def _server(settings: Settings, port: int) -> PrefectServer:
     from flows.server import ensure_server
 
     server = ensure_server(os.environ, settings.work_dir.resolve() / "prefect", port)
     if server.started:
-        print(f"started a local Prefect server: UI at {server.ui_url} "
-              "(stop it with `slidegate server stop`)")
+        print(
+            f"started a local Prefect server: UI at {server.ui_url} "
+            "(stop it with `slidegate server stop`)"
+        )
     return server
 
 

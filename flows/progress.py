@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -13,9 +13,13 @@ class ReleaseProgress:
     def __init__(self, release: str, total: int) -> None:
         self.total = max(total, 1)
         self.done = 0
-        self._artifact: UUID = create_progress_artifact(
-            progress=0.0, key=artifact_key(release, "progress"),
-            description=f"slides processed for release {release}",
+        self._artifact = cast(
+            UUID,
+            create_progress_artifact(
+                progress=0.0,
+                key=artifact_key(release, "progress"),
+                description=f"slides processed for release {release}",
+            ),
         )
         self._bar: Any = None
         if sys.stderr.isatty():

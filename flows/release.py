@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -24,7 +24,8 @@ from tasks.publish import check_target_task, finalize_task, publish_slide_task
 from tasks.slide import audit_task, deidentify_task, inventory_task
 
 
-def dask_runner(settings: Settings) -> DaskTaskRunner:
+def dask_runner(settings: Settings) -> Any:
+    # typed Any: prefect_dask's DaskTaskRunner is not declared as TaskRunner[PrefectFuture]
     """An existing scheduler when one is given, else a LocalCluster bound to loopback."""
     if settings.dask_address:
         return DaskTaskRunner(address=settings.dask_address)
@@ -40,9 +41,8 @@ def dask_runner(settings: Settings) -> DaskTaskRunner:
 
 
 def _run_name() -> str:
-    from prefect.runtime import flow_run
-
     import yaml
+    from prefect.runtime import flow_run
 
     spec = flow_run.parameters.get("spec", "")
     try:
@@ -52,8 +52,12 @@ def _run_name() -> str:
     return f"release-{release}"
 
 
-@flow(name="release-cohort", flow_run_name=_run_name, persist_result=False,
-      task_runner=dask_runner(Settings()))
+@flow(
+    name="release-cohort",
+    flow_run_name=_run_name,
+    persist_result=False,
+    task_runner=dask_runner(Settings()),
+)
 def release_cohort(
     spec: str, dry_run: bool = False, settings: Settings | None = None
 ) -> dict[str, Any]:
@@ -78,31 +82,46 @@ def release_cohort(
         "warnings": outcome.warnings,
     }
     create_table_artifact(
-        slide_rows(outcome.slides), key=artifact_key(ctx.release, "slides"),
+        slide_rows(outcome.slides),
+        key=artifact_key(ctx.release, "slides"),
         description="per-slide outcome (pseudonyms only)",
     )
     if dry_run or not outcome.releasable:
         create_markdown_artifact(
-            release_markdown(ctx.release, ctx.profile, outcome.slides, target=None,
-                             dry_run=dry_run, **summary_args),
+            release_markdown(
+                ctx.release,
+                ctx.profile,
+                outcome.slides,
+                target=None,
+                dry_run=dry_run,
+                **summary_args,
+            ),
             key=artifact_key(ctx.release, "summary"),
         )
         if not dry_run:
             raise PolicyViolation(_withheld_message(ctx, outcome))
         logger.info("dry run: plan and reports are in %s", ctx.work)
-        return {"release": ctx.release, "published": False, "work": str(ctx.work),
-                "counts": _counts(outcome.slides)}
+        return {
+            "release": ctx.release,
+            "published": False,
+            "work": str(ctx.work),
+            "counts": _counts(outcome.slides),
+        }
 
     uploads = [publish_slide_task.submit(ctx, s) for s in outcome.approved]
     records = [rec for fut in uploads for rec in fut.result()]
     manifest = finalize_task(ctx, outcome, records)
     create_markdown_artifact(
-        release_markdown(ctx.release, ctx.profile, outcome.slides, target=target,
-                         **summary_args),
+        release_markdown(ctx.release, ctx.profile, outcome.slides, target=target, **summary_args),
         key=artifact_key(ctx.release, "summary"),
     )
-    return {"release": ctx.release, "published": True, "target": target,
-            "objects": len(manifest.get("objects", [])), "counts": _counts(outcome.slides)}
+    return {
+        "release": ctx.release,
+        "published": True,
+        "target": target,
+        "objects": len(cast(list[object], manifest.get("objects", []))),
+        "counts": _counts(outcome.slides),
+    }
 
 
 def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
@@ -111,7 +130,7 @@ def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
     for slide in ctx.slides:
         pseudonym = ctx.pseudonyms[slide.slide_id]
         inv = inventory_task.submit(ctx, slide, pseudonym)
-        deid = deidentify_task.submit(ctx, inv)
+        deid = deidentify_task.submit(ctx, inv)  # type: ignore[call-overload]
         chains[slide.slide_id] = audit_task.submit(ctx, deid)
     progress = ReleaseProgress(ctx.release, len(chains))
     try:
@@ -141,8 +160,9 @@ def _exception(fut: PrefectFuture[SlideReport]) -> BaseException | None:
 
 
 def _counts(slides: Any) -> dict[str, int]:
-    return {st: sum(s.status == st for s in slides) for st in ("approved", "withheld",
-                                                                "quarantined")}
+    return {
+        st: sum(s.status == st for s in slides) for st in ("approved", "withheld", "quarantined")
+    }
 
 
 def _withheld_message(ctx: ReleaseContext, outcome: Any) -> str:

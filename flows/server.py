@@ -48,8 +48,9 @@ def offline_env(env: MutableMapping[str, str], home: Path) -> None:
     env.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "slidegate")
 
 
-def start_server(home: Path, port: int, env: MutableMapping[str, str], wait: float = 120.0
-                 ) -> PrefectServer:
+def start_server(
+    home: Path, port: int, env: MutableMapping[str, str], wait: float = 120.0
+) -> PrefectServer:
     """Start `prefect server start` detached on 127.0.0.1:port; wait until healthy."""
     home.mkdir(parents=True, exist_ok=True)
     api_url = f"http://127.0.0.1:{port}/api"
@@ -58,9 +59,21 @@ def start_server(home: Path, port: int, env: MutableMapping[str, str], wait: flo
     child_env["PREFECT_HOME"] = str(home)
     log = open(home / "server.log", "ab")  # noqa: SIM115 - the detached child owns it
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-         "--port", str(port)],
-        env=child_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=child_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     (home / "server.pid").write_text(str(proc.pid))
@@ -78,15 +91,19 @@ def start_server(home: Path, port: int, env: MutableMapping[str, str], wait: flo
     )
 
 
-def ensure_server(env: MutableMapping[str, str], home: Path, port: int = DEFAULT_PORT
-                  ) -> PrefectServer:
+def ensure_server(
+    env: MutableMapping[str, str], home: Path, port: int = DEFAULT_PORT
+) -> PrefectServer:
     """Use PREFECT_API_URL when set; else reuse or start the local server. Sets the env."""
     offline_env(env, home)
     if env.get("PREFECT_API_URL"):
         return PrefectServer(api_url=env["PREFECT_API_URL"].rstrip("/"), started=False)
     api_url = f"http://127.0.0.1:{port}/api"
-    server = (PrefectServer(api_url=api_url, started=False) if healthy(api_url)
-              else start_server(home, port, env))
+    server = (
+        PrefectServer(api_url=api_url, started=False)
+        if healthy(api_url)
+        else start_server(home, port, env)
+    )
     env["PREFECT_API_URL"] = server.api_url
     return server
 

@@ -85,7 +85,9 @@ class PlannedField(Frozen):
 
     name: str
     location: str
-    field_class: str  # e.g. "date", "device_id", "operator", "name", "free_text", "technical", "unknown"
+    field_class: (
+        str  # e.g. "date", "device_id", "operator", "name", "free_text", "technical", "unknown"
+    )
     action: FieldAction
     rule: str  # the policy rule that decided, or "default-deny"
     output_key: str | None = None

@@ -25,7 +25,9 @@ def load_yaml_model(path: Path, model: type[M]) -> M:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}; check the path") from exc
+        raise PolicyError(
+            f"cannot read policy file {path}: {exc.strerror}; check the path"
+        ) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -32,10 +32,13 @@ def release_markdown(
     warnings: Sequence[str] = (),
     dry_run: bool = False,
 ) -> str:
-    counts = {st: sum(s.status == st for s in slides) for st in ("approved", "withheld",
-                                                                  "quarantined")}
-    state = "dry run (nothing published)" if dry_run else (
-        f"published to `{target}`" if target else "**withheld** (nothing published)"
+    counts = {
+        st: sum(s.status == st for s in slides) for st in ("approved", "withheld", "quarantined")
+    }
+    state = (
+        "dry run (nothing published)"
+        if dry_run
+        else (f"published to `{target}`" if target else "**withheld** (nothing published)")
     )
     lines = [
         f"# Release `{release}`",

@@ -21,8 +21,14 @@ def make(tmp_path: Path, rows: list[str], **spec_extra: str) -> Path:
     (source / "b.svs").write_bytes(b"y")
     (tmp_path / "outside.svs").write_bytes(b"z")
     (tmp_path / "cohort.csv").write_text(HEADER + "".join(r + "\n" for r in rows))
-    fields = {"release": "r1", "source": "slides", "cohort": "cohort.csv",
-              "profile": "open-access", "target": "out", **spec_extra}
+    fields = {
+        "release": "r1",
+        "source": "slides",
+        "cohort": "cohort.csv",
+        "profile": "open-access",
+        "target": "out",
+        **spec_extra,
+    }
     spec = tmp_path / "spec.yaml"
     spec.write_text("".join(f"{k}: {v}\n" for k, v in fields.items()))
     return spec
@@ -47,8 +53,9 @@ def test_good_spec_resolves_paths(tmp_path: Path) -> None:
         (["/etc/passwd" + ROW], "row 1: slide path points outside"),
     ],
 )
-def test_bad_cohort_rows_fail_naming_the_row(tmp_path: Path, rows: list[str], expected: str
-                                             ) -> None:
+def test_bad_cohort_rows_fail_naming_the_row(
+    tmp_path: Path, rows: list[str], expected: str
+) -> None:
     with pytest.raises(SpecError, match=expected):
         load_spec(make(tmp_path, rows))
 
@@ -74,8 +81,9 @@ def test_shipped_profiles_load(policies_dir: Path) -> None:
         assert set(policies.deid) >= {"svs", "tiff"}
 
 
-def test_profile_with_unknown_key_fails_naming_file_and_key(tmp_path: Path,
-                                                            policies_dir: Path) -> None:
+def test_profile_with_unknown_key_fails_naming_file_and_key(
+    tmp_path: Path, policies_dir: Path
+) -> None:
     copy = tmp_path / "policies"
     shutil.copytree(policies_dir, copy)
     path = copy / "profiles" / "open-access.yaml"
@@ -85,5 +93,5 @@ def test_profile_with_unknown_key_fails_naming_file_and_key(tmp_path: Path,
 
 
 def test_unknown_profile_lists_known_ones(policies_dir: Path) -> None:
-    with pytest.raises(PolicyError, match="not found.*open-access"):
+    with pytest.raises(PolicyError, match=r"not found.*open-access"):
         load_policies(policies_dir, "nope")

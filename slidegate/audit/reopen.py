@@ -123,20 +123,27 @@ def _source_region(src: Any, axes: str, ys: slice, xs: slice) -> np.ndarray:
     return np.transpose(region, [kept.index(a) for a in "SYX"])
 
 
+def _source_page(tf: tifffile.TiffFile, lv: LevelFacts) -> tifffile.TiffPage | None:
+    """The source page holding this level, found by tifffile itself: the planned page index,
+    else any pyramid level of tifffile's series (SubIFD levels live below their parent page)."""
+    candidates: list[Any] = [tf.pages[lv.page]] if lv.page < len(tf.pages) else []
+    candidates += [level.keyframe for series in tf.series for level in series.levels]
+    for page in candidates:
+        if isinstance(page, tifffile.TiffPage) and "Y" in page.axes and "X" in page.axes:
+            shape = (page.shape[page.axes.index("Y")], page.shape[page.axes.index("X")])
+            if shape == (lv.height, lv.width):
+                return page
+    return None
+
+
 def _compare_level(
     i: int, lv: LevelFacts, arr: zarr.Array, tf: tifffile.TiffFile, tolerance: int
 ) -> str | None:
-    if lv.page >= len(tf.pages):
-        return f"level {i}: source page {lv.page} does not exist"
-    page = tf.pages[lv.page]
-    if not isinstance(page, tifffile.TiffPage):
-        return f"level {i}: source page {lv.page} cannot be read"
+    page = _source_page(tf, lv)
+    if page is None:
+        return f"level {i}: no page of the source has the planned size"
     src = zarr.open_array(page.aszarr(), mode="r")
     axes = page.axes
-    if "Y" not in axes or "X" not in axes:
-        return f"level {i}: source page {lv.page} has no Y/X axes"
-    if (src.shape[axes.index("Y")], src.shape[axes.index("X")]) != (lv.height, lv.width):
-        return f"level {i}: source page {lv.page} size differs from the plan"
     wide = np.float64 if arr.dtype.kind == "f" else np.int64
     step = REGION
     for ys, xs in _regions(lv.height, lv.width, step):

@@ -106,12 +106,13 @@ def decide_cohort(ctx: ReleaseContext, reports: Sequence[SlideReport]) -> Cohort
 
 def metadata_table(slides: Sequence[SlideReport]) -> pd.DataFrame:
     """Every metadata key/value the staged outputs carry, as (slide, key, value) rows."""
-    rows = []
+    rows: list[tuple[str, str, str]] = []
     for rep in slides:
         if rep.output_path is None:
             continue
         attrs = zarr.open_group(rep.output_path, mode="r").attrs.asdict()
-        meta = attrs.get("slidegate", {}).get("metadata", {})
+        section = attrs.get("slidegate")
+        meta = section.get("metadata", {}) if isinstance(section, dict) else {}
         rows.extend((rep.pseudonym, str(k), str(v)) for k, v in meta.items())
     return pd.DataFrame(rows, columns=["slide", "key", "value"])
 

@@ -16,8 +16,8 @@ from slidegate.publish.release import (
     write_manifest,
 )
 from slidegate.publish.stores import check_writable, open_store
-from slidegate.stages.context import ReleaseContext
 from slidegate.stages.cohort import CohortOutcome
+from slidegate.stages.context import ReleaseContext
 
 log = logging.getLogger("slidegate.stages")
 
@@ -41,7 +41,10 @@ def publish_slide(ctx: ReleaseContext, report: SlideReport) -> list[ObjectRecord
         raise ValueError(f"slide {report.pseudonym} is not approved; it must not be published")
     store = open_store(ctx.target, ctx.settings)
     records = publish_tree(
-        store, ctx.release, Path(report.output_path), f"slides/{report.pseudonym}.ome.zarr",
+        store,
+        ctx.release,
+        Path(report.output_path),
+        f"slides/{report.pseudonym}.ome.zarr",
         concurrency=ctx.settings.upload_concurrency,
     )
     log.info("slide %s published: %d objects", report.pseudonym, len(records))

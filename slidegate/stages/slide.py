@@ -35,8 +35,9 @@ def quarantine(report: SlideReport, stage: str, reason: str) -> SlideReport:
 
 def inventory(ctx: ReleaseContext, slide: CohortSlide) -> SlideReport:
     pseudonym = ctx.pseudonyms[slide.slide_id]
-    report = SlideReport(slide_id=slide.slide_id, pseudonym=pseudonym, stage="inventory",
-                         status="ok")
+    report = SlideReport(
+        slide_id=slide.slide_id, pseudonym=pseudonym, stage="inventory", status="ok"
+    )
     try:
         facts = read_facts(slide.path, slide.slide_id)
     except SLIDE_ERRORS as exc:
@@ -78,7 +79,9 @@ def deidentify(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
             type(exc).__name__,
         )
         shutil.rmtree(out, ignore_errors=True)
-        return quarantine(report, "deidentify", f"corrupt: conversion failed ({type(exc).__name__})")
+        return quarantine(
+            report, "deidentify", f"corrupt: conversion failed ({type(exc).__name__})"
+        )
     return report.model_copy(
         update={
             "stage": "deidentify",
@@ -114,8 +117,11 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         reason = "audit: identifying value found in output (" + ", ".join(fields) + ")"
         return quarantine(report, "audit", reason).model_copy(update={"detail": detail})
     if result.problems:
-        log.error("slide %s quarantined: re-open check failed: %s", report.slide_id,
-                  "; ".join(result.problems))
+        log.error(
+            "slide %s quarantined: re-open check failed: %s",
+            report.slide_id,
+            "; ".join(result.problems),
+        )
         reason = "audit: re-open check failed (" + "; ".join(result.problems)[:300] + ")"
         return quarantine(report, "audit", reason).model_copy(update={"detail": detail})
     return report.model_copy(update={"stage": "audit", "detail": detail})
@@ -125,8 +131,9 @@ def failed(slide_id: str, pseudonym: str, exc: BaseException | None) -> SlideRep
     """Report for a slide whose task failed unexpectedly (after retries)."""
     kind = type(exc).__name__ if exc is not None else "unknown error"
     reason = exc.reason if isinstance(exc, SlidegateError) else f"internal error ({kind})"
-    return SlideReport(slide_id=slide_id, pseudonym=pseudonym, stage="failed",
-                       status="quarantined", reason=reason)
+    return SlideReport(
+        slide_id=slide_id, pseudonym=pseudonym, stage="failed", status="quarantined", reason=reason
+    )
 
 
 def _save_plan(ctx: ReleaseContext, plan: DeidPlan) -> None:

@@ -58,7 +58,8 @@ def test_core_never_reads_environment(tmp_path: Path) -> None:
     sample.write_text("import os\nX = os.environ.get('A')\n")
     assert reads_environment(sample)
     offenders = [
-        str(p.relative_to(REPO)) for p in sorted((REPO / "slidegate").rglob("*.py"))
+        str(p.relative_to(REPO))
+        for p in sorted((REPO / "slidegate").rglob("*.py"))
         if reads_environment(p)
     ]
     assert offenders == []

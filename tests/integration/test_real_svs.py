@@ -26,15 +26,15 @@ def test_real_svs_release_has_no_identifying_value_and_no_label(
     source = real_slides / "aperio-svs"
     slide = source / "CMU-1-Small-Region.svs"
     before = hashlib.sha256(slide.read_bytes()).hexdigest()
-    user = next(f.value for f in read_facts(slide, slide.name).fields
-                if f.name == "aperio.User")
+    user = next(f.value for f in read_facts(slide, slide.name).fields if f.name == "aperio.User")
     (tmp_path / "cohort.csv").write_text(
         "slide,patient,block,specimen,age,sex,diagnosis,site,collection_date\n"
         "CMU-1-Small-Region.svs,CMU1PATIENT,CMU1BLOCK,CMU1SPEC,57,F,C18.7,colon,2009-12-29\n"
     )
     spec = tmp_path / "spec.yaml"
-    spec.write_text(f"release: cmu-1\nsource: {source}\ncohort: cohort.csv\n"
-                    "profile: restricted\ntarget: out\n")
+    spec.write_text(
+        f"release: cmu-1\nsource: {source}\ncohort: cohort.csv\nprofile: restricted\ntarget: out\n"
+    )
     settings = Settings(work_dir=tmp_path / "work", n_workers=1)
     result = release_cohort.with_options(task_runner=dask_runner(settings))(
         spec=str(spec), settings=settings

@@ -24,6 +24,16 @@ pytestmark = pytest.mark.integration
 RELEASE = "e2e-1"
 
 
+def source_mpp(tif: tifffile.TiffFile) -> float:
+    """Micrometres per pixel read straight from the source tags (not via slidegate)."""
+    page = tif.pages[0]
+    if tif.is_svs:
+        return float(page.description.split("MPP = ")[1].split("|")[0])
+    num, den = page.tags["XResolution"].value
+    assert page.tags["ResolutionUnit"].value == 3  # centimetre
+    return 10000 / (num / den)
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -33,8 +43,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     from slidegate.synth import generate_cohort
 
     root = tmp_path_factory.mktemp("cohort")
-    return generate_cohort(root, slides=8, patients=3, seed=11, corrupt=1,
-                           base_size=(1024, 1536))
+    return generate_cohort(root, slides=8, patients=3, seed=11, corrupt=1, base_size=(1024, 1536))
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +56,11 @@ def published(cohort, prefect_server, s3_service, tmp_path_factory):  # type: ig
     tmp = tmp_path_factory.mktemp("e2e")
     before = {p.name: sha256(p) for p in cohort.slides_dir.iterdir()}
     s3 = boto3.client(
-        "s3", endpoint_url=s3_service.endpoint_url, region_name="us-east-1",
-        aws_access_key_id=s3_service.access_key, aws_secret_access_key=s3_service.secret_key,
+        "s3",
+        endpoint_url=s3_service.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=s3_service.access_key,
+        aws_secret_access_key=s3_service.secret_key,
     )
     s3.create_bucket(Bucket="releases")
     spec = cohort.root / "e2e.yaml"
@@ -58,22 +70,28 @@ def published(cohort, prefect_server, s3_service, tmp_path_factory):  # type: ig
     )
     os.environ["AWS_ACCESS_KEY_ID"] = s3_service.access_key  # inherited by the Dask workers
     os.environ["AWS_SECRET_ACCESS_KEY"] = s3_service.secret_key
-    settings = Settings(work_dir=tmp / "work", s3_endpoint_url=s3_service.endpoint_url,
-                        n_workers=2)
+    settings = Settings(work_dir=tmp / "work", s3_endpoint_url=s3_service.endpoint_url, n_workers=2)
     result = release_cohort.with_options(task_runner=dask_runner(settings))(
         spec=str(spec), settings=settings
     )
     out = tmp / "download"
     keys = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="releases",
-                                                              Prefix=f"wsi/{RELEASE}/"):
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket="releases", Prefix=f"wsi/{RELEASE}/"
+    ):
         for obj in page.get("Contents", []):
             rel = obj["Key"].removeprefix(f"wsi/{RELEASE}/")
             keys.append(rel)
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             s3.download_file("releases", obj["Key"], str(out / rel))
-    return {"result": result, "root": out, "keys": sorted(keys), "settings": settings,
-            "before": before, "spec": spec}
+    return {
+        "result": result,
+        "root": out,
+        "keys": sorted(keys),
+        "settings": settings,
+        "before": before,
+        "spec": spec,
+    }
 
 
 def test_release_completes_with_manifest_last(published) -> None:  # type: ignore[no-untyped-def]
@@ -92,8 +110,9 @@ def test_no_canary_or_inventory_phi_in_any_published_byte(published, cohort) -> 
         facts = SlideFacts.load(facts_path)
         plan = DeidPlan.model_validate_json((work / "plans" / facts_path.name).read_text())
         dropped = {f.name for f in plan.fields if f.action != "keep"}
-        needles |= {f.value.strip() for f in facts.fields
-                    if f.name in dropped and len(f.value.strip()) >= 8}
+        needles |= {
+            f.value.strip() for f in facts.fields if f.name in dropped and len(f.value.strip()) >= 8
+        }
     assert len(needles) > 50
     hits = []
     for path in published["root"].rglob("*"):
@@ -116,6 +135,7 @@ def test_released_slides_match_sources(published, cohort) -> None:  # type: igno
         ms = group.attrs["ome"]["multiscales"][0]
         with tifffile.TiffFile(cohort.slides_dir / slide_id) as tif:
             levels = tif.series[0].levels
+            mpp = source_mpp(tif)
             # exactly the pyramid: no label, macro or thumbnail arrays
             assert sorted(group.array_keys()) == [str(i) for i in range(len(levels))]
             assert list(group.group_keys()) == []
@@ -127,19 +147,23 @@ def test_released_slides_match_sources(published, cohort) -> None:  # type: igno
                 assert diff.max() <= 2, f"{zpath.name} level {i} differs from its source"
                 scale = ms["datasets"][i]["coordinateTransformations"][0]["scale"]
                 ds = levels[0].shape[1] / level.shape[1]
-                assert scale[1] == pytest.approx(0.499 * ds, rel=0.02)
+                assert scale[1] == pytest.approx(mpp * ds, rel=0.02)
 
 
 def test_checksums_and_manifest_verify(published) -> None:  # type: ignore[no-untyped-def]
     root = published["root"]
-    sums = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=root, capture_output=True,
-                          text=True)
+    sums = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=root, capture_output=True, text=True
+    )
     assert sums.returncode == 0, sums.stdout + sums.stderr
     manifest = json.loads((root / "manifest.json").read_text())
     listed = {o["path"]: o["sha256"] for o in manifest["objects"]}
-    on_disk = {k for k in published["keys"] if k != "manifest.json"}
+    on_disk = {k for k in published["keys"] if k not in ("manifest.json", "SHA256SUMS")}
     assert set(listed) == on_disk
     assert all(sha256(root / k) == listed[k] for k in listed)
+    assert manifest["sha256sums"] == sha256(root / "SHA256SUMS")
+    summed = {line.split("  ", 1)[1] for line in (root / "SHA256SUMS").read_text().splitlines()}
+    assert summed == on_disk
 
 
 def test_withheld_patient_and_corrupt_slide_absent_and_explained(published, cohort) -> None:  # type: ignore[no-untyped-def]
@@ -152,8 +176,10 @@ def test_withheld_patient_and_corrupt_slide_absent_and_explained(published, coho
     assert rare, "the synthetic cohort should contain a rare patient"
     pseudo = load_or_create_key(key_path(published["settings"], RELEASE))
     rare_slides = {pseudo("s", s) for s in table.loc[table["patient"].isin(rare), "slide"]}
-    statuses = {r["slide"]: r for r in json.loads(
-        (published["root"] / "reports" / "slides.json").read_text())}
+    statuses = {
+        r["slide"]: r
+        for r in json.loads((published["root"] / "reports" / "slides.json").read_text())
+    }
     for p in rare_slides:
         assert not (published["root"] / "slides" / f"{p}.ome.zarr").exists()
         assert statuses[p]["status"] == "withheld" and "risk" in statuses[p]["reason"]
