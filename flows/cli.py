@@ -6,6 +6,7 @@ Heavy imports (prefect, dask, great_expectations) happen inside the commands, so
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -132,6 +133,8 @@ def cmd_release(args: argparse.Namespace, spec: Path | None = None) -> int:
     settings = _settings(args)
     server = _server(settings, args.prefect_port)
     from flows.release import dask_runner, release_cohort
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # cluster chatter off the terminal
 
     try:
         result = release_cohort.with_options(task_runner=dask_runner(settings))(

@@ -130,7 +130,7 @@ def _public(rep: SlideReport) -> dict[str, object]:
         "reason": rep.reason,
         "format": rep.format,
         "levels": rep.levels,
-        "removed": {k: v for k, v in rep.detail.items() if not k.startswith("kept")},
+        "counts": dict(rep.detail),  # fields and images found, dropped, kept: counts only
     }
 
 
