@@ -144,8 +144,11 @@ def cmd_release(args: argparse.Namespace, spec: Path | None = None) -> int:
         )
     finally:
         if args.stop_server and server.started:
+            from prefect.logging.handlers import APILogWorker
+
             from flows.server import stop_server
 
+            APILogWorker.drain_all(timeout=5)  # send the last log lines before the server stops
             stop_server(settings.work_dir.resolve() / "prefect")
     counts = result.get("counts", {})
     print(

@@ -121,8 +121,8 @@ def check_slides(
                 f"{where}: slide path points outside the source folder {source_root}; "
                 "use a path relative to the source folder"
             )
-        if not candidate.is_file():
-            raise SpecError(f"{where}: slide file {candidate} does not exist")
+        if not candidate.exists():  # a file, or a folder for multi-file slides (DICOM series)
+            raise SpecError(f"{where}: slide {candidate} does not exist; fix the path")
         if candidate in seen:
             raise SpecError(
                 f"{where}: duplicate slide, the same file as row {seen[candidate]}; "

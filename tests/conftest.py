@@ -52,6 +52,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no
 
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield server
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=5)
     assert server.pid is not None
     stop_pid(server.pid)
     os.environ.pop("PREFECT_API_URL", None)

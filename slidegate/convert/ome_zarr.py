@@ -19,7 +19,7 @@ from zarr.codecs import BloscCodec
 
 from slidegate.convert.ngff import group_attributes
 from slidegate.errors import PolicyError, SlidegateError
-from slidegate.formats import LevelReader
+from slidegate.formats import RegionReader, open_reader
 from slidegate.models import DeidPlan, LevelFacts
 
 
@@ -57,7 +57,7 @@ def _prepare_out(out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _copy_level(reader: LevelReader, level: LevelFacts, arr: zarr.Array, step: int) -> None:
+def _copy_level(reader: RegionReader, level: LevelFacts, arr: zarr.Array, step: int) -> None:
     for y0 in range(0, level.height, step):
         y1 = min(y0 + step, level.height)
         for x0 in range(0, level.width, step):
@@ -85,7 +85,7 @@ def write_ome_zarr(
     _prepare_out(out)
     group = zarr.create_group(store=str(out), zarr_format=3, attributes=group_attributes(plan))
     codec = BloscCodec(cname=opts.compressor, clevel=opts.level, shuffle="shuffle")
-    with LevelReader(Path(source)) as reader:
+    with open_reader(Path(source)) as reader:
         for i, level in enumerate(plan.levels):
             s = level.samples
             arr = group.create_array(

@@ -35,10 +35,16 @@ def test_real_svs_release_has_no_identifying_value_and_no_label(
     spec.write_text(
         f"release: cmu-1\nsource: {source}\ncohort: cohort.csv\nprofile: restricted\ntarget: out\n"
     )
-    settings = Settings(work_dir=tmp_path / "work", n_workers=1)
-    result = release_cohort.with_options(task_runner=dask_runner(settings))(
-        spec=str(spec), settings=settings
-    )
+    from distributed import LocalCluster
+
+    # an existing scheduler, as `--dask-address` uses it (the flow must not start its own)
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        settings = Settings(work_dir=tmp_path / "work", dask_address=cluster.scheduler_address)
+        result = release_cohort.with_options(task_runner=dask_runner(settings))(
+            spec=str(spec), settings=settings
+        )
     assert result["published"] is True and result["counts"]["approved"] == 1
     release = tmp_path / "out" / "cmu-1"
     files = [p for p in release.rglob("*") if p.is_file()]

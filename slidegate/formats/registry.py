@@ -1,0 +1,71 @@
+"""Format handlers for sources that are not read through the TIFF family path.
+
+A handler claims a file or folder (`sniff`), inventories it (`read_facts`) and opens a region
+reader over its pyramid (`reader`). TIFF-family formats (SVS, generic TIFF and the tifffile
+vendors) go through `slidegate.formats.detect`; everything else registers here. Adding a format
+is one module plus one entry in `handlers()`; no other code changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+import numpy as np
+
+from slidegate.models import LevelFacts, SlideFacts
+
+
+class RegionReader(Protocol):
+    """Context manager over one source: `read(level, y, x, h, w) -> (h, w, samples)` array."""
+
+    def __enter__(self) -> RegionReader: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def read(self, level: LevelFacts, y: int, x: int, h: int, w: int) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class FormatHandler:
+    name: str  # the `SlideFacts.format` value and the deid policy key, e.g. "dicom"
+    sniff: Callable[[Path], bool]  # cheap: signature or layout check, never raises
+    read_facts: Callable[[Path, str], SlideFacts]
+    reader: Callable[[Path], RegionReader]
+
+
+def handlers() -> list[FormatHandler]:
+    """Non-TIFF handlers, asked in order before the TIFF family path."""
+    found: list[FormatHandler] = []
+    return found
+
+
+def handler_for(path: Path) -> FormatHandler | None:
+    for handler in handlers():
+        if handler.sniff(path):
+            return handler
+    return None
+
+
+def content_sha256(path: Path) -> tuple[str, int]:
+    """sha256 and size of a file, or of a folder (relative names and bytes, sorted)."""
+    digest = hashlib.sha256()
+    size = 0
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if file != path:
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with open(file, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+    return digest.hexdigest(), size
