@@ -6,12 +6,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO_ARGS ?=
 
-.PHONY: help venv demo test test-all lint typecheck fmt clean server-stop
+.PHONY: help venv demo test test-all lint typecheck fmt clean server-stop bench serve serve-stop screenshot
 
 help:
 	@echo "make demo   synthesise a small cohort and release it to ./demo/release (local Prefect + Dask)"
 	@echo "make test   run the test suite (starts its own Prefect server, Dask cluster, SeaweedFS)"
 	@echo "make lint   ruff + mypy"
+	@echo "make serve  local Prefect server + work pool + worker + scheduled deployments (make serve-stop)"
+	@echo "make bench  conversion benchmark (T0-T4, ~10 min) -> BENCHMARKS.md, bench/results/"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +29,12 @@ demo: venv
 test: venv
 	$(PY) -m pytest
 
+# opt-in benchmark (bench/run.py): inputs generated at run time into bench/work/
+BENCH_ARGS ?= --t4
+bench: venv
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,bench]'
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -35,6 +43,19 @@ lint: venv
 fmt: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# one machine, scheduled: server, process work pool, worker, deploy/prefect.yaml (SERVE_ARGS:
+# --collection SPEC, --work-dir DIR); stop with `make serve-stop`
+SERVE_ARGS ?=
+serve: venv
+	$(VENV)/bin/slidegate serve $(SERVE_ARGS)
+
+serve-stop: venv
+	$(VENV)/bin/slidegate serve --stop $(SERVE_ARGS)
+
+# opt-in UI test: needs Debian's chromium (apt-get install chromium); refreshes docs/*.png
+screenshot: venv
+	SLIDEGATE_SCREENSHOT_DIR=docs $(PY) -m pytest -m ui tests/ui
 
 server-stop: venv
 	$(VENV)/bin/slidegate server stop

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--work-dir", type=Path, help="private work area (keys, staging, reports)")
         p.add_argument("--dask-address", help="use an existing Dask scheduler (tcp://host:port)")
+        p.add_argument(
+            "--cluster", help="Dask cluster spec by name: deploy/dask/<NAME>.yaml (or a path)"
+        )
         p.add_argument("--workers", type=int, help="LocalCluster worker processes (default 2)")
         p.add_argument("--s3-endpoint-url", help="S3-compatible endpoint for s3:// targets")
         p.add_argument(
@@ -79,6 +82,40 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("release", help="TARGET/RELEASE, a folder or s3://bucket/prefix/release")
     ver.add_argument("--s3-endpoint-url")
 
+    lst = sub.add_parser("list", help="list the complete releases (with a manifest) in a target")
+    lst.add_argument("target", help="a folder or s3://bucket/prefix")
+    lst.add_argument("--s3-endpoint-url")
+
+    sv = sub.add_parser(
+        "serve", help="local Prefect server + work pool + worker + scheduled deployments"
+    )
+    sv.add_argument("--collection", type=Path, help="collection spec of the scheduled export")
+    sv.add_argument("--pool", default="slidegate-local", help="process work pool name")
+    sv.add_argument("--stop", action="store_true", help="stop the worker and the local server")
+    sv.add_argument("--work-dir", type=Path)
+    sv.add_argument("--prefect-port", type=int, default=4200)
+
+    for verb in ("approve", "reject"):
+        ans = sub.add_parser(verb, help=f"{verb} a release waiting for a steward")
+        ans.add_argument("run", help="flow run id (or name) of the paused release")
+        ans.add_argument("--reason", default="", required=verb == "reject")
+        ans.add_argument("--prefect-port", type=int, default=4200)
+
+    ins = sub.add_parser(
+        "inspect", help="show a slide's levels, images and fields with the policy action of each"
+    )
+    ins.add_argument("slide", type=Path, help="slide file (an MRXS slide: the .mrxs file)")
+    ins.add_argument("--profile", default="open-access", help="profile (default open-access)")
+    ins.add_argument("--policies-dir", type=Path, help="policy library (default: policies/)")
+
+    rsk = sub.add_parser("risk", help="run the cohort risk model alone and print its report")
+    rsk.add_argument("cohort", type=Path, help="cohort CSV (slide, patient, block, ...)")
+    rsk.add_argument("--profile", default="open-access", help="profile (default open-access)")
+    rsk.add_argument("--slides", type=Path, help="source folder: adds image linkage, taxonomy")
+    rsk.add_argument("--population", type=Path, help="population counts CSV (journalist risk)")
+    rsk.add_argument("--out", type=Path, help="also write risk.json, risk.md, risk.png here")
+    rsk.add_argument("--policies-dir", type=Path, help="policy library (default: policies/)")
+
     srv = sub.add_parser("server", help="the local Prefect server: start, stop or status")
     srv.add_argument("action", choices=["start", "stop", "status"])
     srv.add_argument("--work-dir", type=Path)
@@ -104,6 +141,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         dask_address=getattr(args, "dask_address", None),
         n_workers=getattr(args, "workers", None),
         s3_endpoint_url=getattr(args, "s3_endpoint_url", None),
+        cluster=getattr(args, "cluster", None),
     )
 
 
@@ -130,7 +168,9 @@ def write_spec(root: Path, *, release: str, target: str, profile: str = "open-ac
 
 
 def cmd_release(args: argparse.Namespace, spec: Path | None = None) -> int:
-    settings = _settings(args)
+    from flows.clusters import with_spec_cluster
+
+    settings = with_spec_cluster(_settings(args), spec or args.spec)
     server = _server(settings, args.prefect_port)
     from flows.release import dask_runner, release_cohort
 
@@ -157,6 +197,8 @@ def cmd_release(args: argparse.Namespace, spec: Path | None = None) -> int:
     )
     if result.get("published"):
         print(f"published to {result['target']}/{result['release']}")
+    elif result.get("rejected"):
+        print(f"rejected: nothing published; the reason is in {result['work']}/approval.json")
     else:
         print(f"dry run: plan and reports in {result['work']}")
     print(f"Prefect UI: {server.ui_url}")
@@ -180,6 +222,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"in {cohort.root}"
     )
     return cmd_release(args, spec=spec)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from slidegate.publish.release import list_releases
+    from slidegate.publish.stores import open_store
+
+    store = open_store(args.target, _settings(args))
+    for release in list_releases(store):
+        print(release)
+    return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -222,11 +274,82 @@ def _server(settings: Settings, port: int) -> PrefectServer:
     return server
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from flows.serve import demo_collection, serve, stop_worker
+
+    settings = _settings(args)
+    home = settings.work_dir.resolve() / "prefect"
+    if args.stop:
+        from flows.server import stop_server
+
+        print("worker stopped" if stop_worker(home, args.pool) else "no worker running")
+        print("server stopped" if stop_server(home) else "no server started by slidegate")
+        return 0
+    collection = args.collection or demo_collection(Path("demo"))
+    served = serve(
+        os.environ,
+        work_dir=settings.work_dir,
+        collection=collection,
+        port=args.prefect_port,
+        pool=args.pool,
+    )
+    print(f"Prefect UI: {served.server.ui_url}")
+    print(f"work pool {served.pool}: worker pid {served.worker_pid}")
+    print(f"deployments: export-collection/incremental-export (nightly, {collection}),")
+    print("             release-cohort/on-demand (give `spec` per run)")
+    print("stop with `slidegate serve --stop`")
+    return 0
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    from flows.approval import answer_at
+
+    approve = args.command == "approve"
+    api = os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{args.prefect_port}/api"
+    run_id = answer_at(api, args.run, approve, args.reason)
+    print(f"flow run {run_id}: {'approved' if approve else 'rejected'}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from slidegate.inspect import inspect_slide, render
+    from slidegate.profile import load_policies
+
+    settings = Settings.from_env(os.environ)
+    policies = load_policies(args.policies_dir or settings.policies_dir, args.profile)
+    print(render(inspect_slide(args.slide, policies)))
+    return 0
+
+
+def cmd_risk(args: argparse.Namespace) -> int:
+    from slidegate.risk.standalone import run_standalone, write_outputs
+
+    settings = Settings.from_env(os.environ)
+    result = run_standalone(
+        args.cohort,
+        args.policies_dir or settings.policies_dir,
+        profile=args.profile,
+        slides_dir=args.slides,
+        population_csv=args.population,
+    )
+    print(result.markdown())
+    if args.out:
+        write_outputs(result, args.out)
+        print(f"reports written to {args.out}")
+    return 0 if result.risk.passed else 1
+
+
 COMMANDS = {
+    "risk": cmd_risk,
+    "inspect": cmd_inspect,
+    "serve": cmd_serve,
+    "approve": cmd_answer,
+    "reject": cmd_answer,
     "release": cmd_release,
     "demo": cmd_demo,
     "synth": cmd_synth,
     "verify": cmd_verify,
+    "list": cmd_list,
     "server": cmd_server,
 }
 

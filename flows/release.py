@@ -8,12 +8,30 @@ from pathlib import Path
 from typing import Any, cast
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_image_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.futures import PrefectFuture, as_completed
 from prefect_dask import DaskTaskRunner
 
+from flows.approval import approval_gate
+from flows.artifacts import (
+    dashboard_artifact,
+    published_note,
+    stage_artifacts,
+    tag_current_run,
+)
 from flows.progress import ReleaseProgress, artifact_key
-from slidegate.errors import PolicyViolation
+from flows.resilience import (
+    collect_uploads,
+    explain,
+    publish_failed,
+    publish_options,
+    slide_options,
+)
+from slidegate.errors import PolicyViolation, TransientIOError
 from slidegate.models import SlideReport
 from slidegate.settings import Settings
 from slidegate.stages.context import ReleaseContext, prepare_release
@@ -29,6 +47,10 @@ def dask_runner(settings: Settings) -> Any:
     """An existing scheduler when one is given, else a LocalCluster bound to loopback."""
     if settings.dask_address:
         return DaskTaskRunner(address=settings.dask_address)
+    if settings.cluster:  # a named spec in deploy/dask/ (local, kubernetes, slurm, pbs...)
+        from flows.clusters import load_cluster_spec, runner_kwargs
+
+        return DaskTaskRunner(**runner_kwargs(load_cluster_spec(settings.cluster)))
     return DaskTaskRunner(
         cluster_kwargs={
             "n_workers": settings.n_workers,
@@ -66,6 +88,8 @@ def release_cohort(
     settings = settings or Settings.from_env(os.environ)  # flows are an edge of the system
     ctx = prepare_release(Path(spec), settings)
     logger.info("release %s: %d slides, profile %s", ctx.release, len(ctx.slides), ctx.profile)
+    tag_current_run(f"profile:{ctx.profile}")
+    dashboard = dashboard_artifact(ctx.release)
     target = None if dry_run else check_target_task(ctx)
 
     reports = _process_slides(ctx)
@@ -76,6 +100,8 @@ def release_cohort(
             f"says on_bad_slide: fail; see the quarantine reasons ({bad[0].reason}, ...)"
         )
     outcome = decide_task(ctx, reports)
+    stage_artifacts(ctx.release, ctx.work, ctx.reports_dir, reports)
+    _risk_artifacts(ctx)
     summary_args: dict[str, Any] = {
         "figures": outcome.figures,
         "blocking": outcome.blocking_failures,
@@ -108,11 +134,35 @@ def release_cohort(
             "counts": _counts(outcome.slides),
         }
 
-    uploads = [publish_slide_task.submit(ctx, s) for s in outcome.approved]
-    records = [rec for fut in uploads for rec in fut.result()]
-    manifest = finalize_task(ctx, outcome, records)
+    if ctx.policies.profile.approval == "manual":
+        decision = approval_gate(ctx, outcome)  # pauses until a steward answers (or timeout)
+        if not decision.approved:
+            create_markdown_artifact(
+                release_markdown(
+                    ctx.release, ctx.profile, outcome.slides, target=None, **summary_args
+                )
+                + f"\n**Rejected** by the {decision.by}; nothing published. The reason is in "
+                "`approval.json` in the private work area.\n",
+                key=artifact_key(ctx.release, "summary"),
+            )
+            logger.info("release %s rejected: nothing published", ctx.release)
+            return {
+                "release": ctx.release,
+                "published": False,
+                "rejected": True,
+                "work": str(ctx.work),
+                "counts": _counts(outcome.slides),
+            }
+    retrying = publish_options(ctx.settings)  # storage hiccups: retries with backoff
+    uploads = [publish_slide_task.with_options(**retrying).submit(ctx, s) for s in outcome.approved]
+    records = collect_uploads(ctx, outcome.approved, uploads)
+    try:
+        manifest = finalize_task.with_options(**retrying)(ctx, outcome, records)
+    except TransientIOError as exc:
+        raise publish_failed(ctx, exc, "the tables, reports and manifest") from None
     create_markdown_artifact(
-        release_markdown(ctx.release, ctx.profile, outcome.slides, target=target, **summary_args),
+        release_markdown(ctx.release, ctx.profile, outcome.slides, target=target, **summary_args)
+        + published_note(target, ctx.release, manifest, dashboard),
         key=artifact_key(ctx.release, "summary"),
     )
     return {
@@ -127,11 +177,17 @@ def release_cohort(
 def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
     """inventory -> deidentify -> audit per slide, chained by futures: no barrier per stage."""
     chains: dict[str, PrefectFuture[SlideReport]] = {}
+    stages: dict[str, list[PrefectFuture[SlideReport]]] = {}
+    limit = slide_options(ctx.settings)  # per-slide time limit: a damaged file cannot hang
+    inventory = inventory_task.with_options(**limit)
+    deidentify = deidentify_task.with_options(**limit)
+    audit = audit_task.with_options(**limit)
     for slide in ctx.slides:
         pseudonym = ctx.pseudonyms[slide.slide_id]
-        inv = inventory_task.submit(ctx, slide, pseudonym)
-        deid = deidentify_task.submit(ctx, inv)  # type: ignore[call-overload]
-        chains[slide.slide_id] = audit_task.submit(ctx, deid)
+        inv = inventory.submit(ctx, slide, pseudonym)
+        deid = deidentify.submit(ctx, inv)  # type: ignore[call-overload]
+        chains[slide.slide_id] = audit.submit(ctx, deid)
+        stages[slide.slide_id] = [inv, deid, chains[slide.slide_id]]
     progress = ReleaseProgress(ctx.release, len(chains))
     try:
         for _ in as_completed(list(chains.values())):
@@ -145,10 +201,18 @@ def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
         if state.is_completed():
             reports.append(fut.result())
         else:
-            exc = _exception(fut)
+            exc = explain(_first_failure(stages[slide_id]), ctx.settings)
             log.error("slide %s failed after retries: %s", slide_id, type(exc).__name__)
             reports.append(failed(slide_id, ctx.pseudonyms[slide_id], exc))
     return reports
+
+
+def _first_failure(futures: list[PrefectFuture[SlideReport]]) -> BaseException | None:
+    """The exception of the first stage that failed (later stages only say 'upstream')."""
+    for fut in futures:
+        if not fut.state.is_completed():
+            return _exception(fut)
+    return _exception(futures[-1])
 
 
 def _exception(fut: PrefectFuture[SlideReport]) -> BaseException | None:
@@ -157,6 +221,32 @@ def _exception(fut: PrefectFuture[SlideReport]) -> BaseException | None:
     except BaseException as exc:  # the task's own exception (or an upstream one)
         return exc
     return None
+
+
+def _risk_artifacts(ctx: ReleaseContext) -> None:
+    """The risk report as Prefect artifacts: markdown, per-patient table, plot (PHI-free)."""
+    import base64
+    import json
+
+    reports = ctx.reports_dir
+    if (reports / "risk.md").is_file():
+        create_markdown_artifact(
+            (reports / "risk.md").read_text("utf-8"), key=artifact_key(ctx.release, "risk")
+        )
+    if (reports / "risk.json").is_file():
+        patients = json.loads((reports / "risk.json").read_text("utf-8")).get("patients", [])
+        create_table_artifact(
+            patients,
+            key=artifact_key(ctx.release, "risk-patients"),
+            description="risk per patient (pseudonyms only)",
+        )
+    if (reports / "risk.png").is_file():
+        data = base64.b64encode((reports / "risk.png").read_bytes()).decode("ascii")
+        create_image_artifact(
+            f"data:image/png;base64,{data}",
+            key=artifact_key(ctx.release, "risk-plot"),
+            description="R per patient before/after mitigation; V_pi against chance",
+        )
 
 
 def _counts(slides: Any) -> dict[str, int]:

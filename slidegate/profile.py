@@ -9,11 +9,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
+
 from slidegate.deid.policy import DeidPolicy, load_deid_policy
 from slidegate.errors import PolicyError
 from slidegate.policy import StrictModel, load_yaml_model
-from slidegate.risk.policy import RiskPolicy, load_risk_policy
+from slidegate.risk.ladders import Hierarchies, load_hierarchies
+from slidegate.risk.policy import (
+    KeyPolicy,
+    LedgerPolicy,
+    RiskLimits,
+    RiskPolicy,
+    load_risk_policy,
+)
 from slidegate.validate.policy import MetadataPolicy, load_metadata_policy
+
+
+class Conversion(StrictModel):
+    """How slides are written (see slidegate.convert): tile pass-through where the source
+    allows it (else lossless), lossless zstd re-encode, or JPEG re-encode at `quality`."""
+
+    mode: Literal["passthrough", "lossless", "jpeg"] = "passthrough"
+    quality: int = Field(default=90, ge=1, le=100)
+    #: "2x": rebuild the pyramid in 2x steps from one decode of the base level
+    pyramid: Literal["native", "2x"] = "native"
 
 
 class Profile(StrictModel):
@@ -26,10 +45,21 @@ class Profile(StrictModel):
     metadata: str
     #: policy name in policies/risk/
     risk: str
-    #: "auto": publish when every gate passes (manual steward approval comes later)
-    approval: Literal["auto"] = "auto"
+    #: "auto": publish when every gate passes; "manual": the flow pauses before publishing
+    #: until a steward approves (Prefect UI or `slidegate approve RUN_ID`)
+    approval: Literal["auto", "manual"] = "auto"
+    #: manual approval only: a release not answered within this many days is rejected
+    approval_timeout_days: float = Field(default=7.0, gt=0)
     #: a corrupt or unsupported slide: quarantine it and go on, or fail the whole release
     on_bad_slide: Literal["quarantine", "fail"] = "quarantine"
+    #: the access mode's risk figures: P(attack), P(ref), thresholds, mitigation limits
+    risk_limits: RiskLimits
+    #: cross-release ledger: what to do with a slide or patient published before
+    ledger: LedgerPolicy = LedgerPolicy()
+    #: pseudonym key: fresh per release (default) or a named study key
+    pseudonym_key: KeyPolicy = KeyPolicy()
+    #: output encoding of the slides
+    conversion: Conversion = Conversion()
 
 
 @dataclass(frozen=True)
@@ -39,6 +69,7 @@ class Policies:
     deid: dict[str, DeidPolicy]
     metadata: MetadataPolicy
     risk: RiskPolicy
+    hierarchies: Hierarchies
 
     def deid_for(self, fmt: str) -> DeidPolicy:
         try:
@@ -68,6 +99,7 @@ def load_policies(policies_dir: Path, profile_name: str) -> Policies:
         deid=deid,
         metadata=load_metadata_policy(_named(policies_dir, "metadata", profile.metadata, path)),
         risk=load_risk_policy(_named(policies_dir, "risk", profile.risk, path)),
+        hierarchies=load_hierarchies(_named(policies_dir, "risk", "hierarchies", path)),
     )
 
 

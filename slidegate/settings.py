@@ -34,6 +34,16 @@ class Settings:
     s3_region: str = "us-east-1"
     #: parallel uploads per slide
     upload_concurrency: int = 4
+    #: time limit of each per-slide task (inventory, convert, audit); a slide over it is
+    #: quarantined ("time limit exceeded") and the rest of the cohort goes on
+    slide_timeout_s: int = 1800
+    #: a Dask cluster spec by name (deploy/dask/<name>.yaml) used when no dask_address is given
+    cluster: str | None = None
+    #: publish task retries after a storage failure, with exponential backoff from the delay
+    publish_retries: int = 3
+    publish_retry_delay_s: int = 5
+    #: attempts per S3 request inside boto3 (its own backoff), before a task-level retry
+    s3_max_attempts: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:

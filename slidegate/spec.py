@@ -24,6 +24,8 @@ class ReleaseSpec(StrictModel):
     target: str
     #: optional drill file of planted values (synthetic cohorts); each must be absent from output
     canaries: str | None = None
+    #: optional Dask cluster spec by name (deploy/dask/<name>.yaml); the CLI's flags win
+    cluster: str | None = None
 
     @field_validator("release")
     @classmethod

@@ -15,6 +15,7 @@ import tifffile
 from slidegate.audit.needles import Needles, phi_needles
 from slidegate.audit.reopen import verify_output
 from slidegate.audit.scan import scan_tree
+from slidegate.formats.dicom_layout import sniff as dicom_sniff
 from slidegate.models import DeidPlan, Finding, SlideFacts
 
 __all__ = ["AuditResult", "Needles", "audit_output", "phi_needles", "scan_tree", "verify_output"]
@@ -55,7 +56,7 @@ def audit_output(
     needles = phi_needles(facts, plan, canaries)
     findings = scan_tree(out, needles.needles)
     source = Path(facts.source_path)
-    readable = _tiff_readable(source)
+    readable = _tiff_readable(source) or dicom_sniff(source)
     problems = verify_output(out, plan, source, tolerance=tolerance, compare_pixels=readable)
     return AuditResult(
         ok=not findings and not problems,

@@ -48,6 +48,75 @@ GENERIC_WORDS = frozenset(
     }
 )
 
+#: keys and names the Zarr/NGFF writer itself puts in every zarr.json: a dropped value that is a
+#: part of one of these (e.g. a unit "Level" inside "clevel") cannot be told apart from the
+#: output's own structure, so it is counted as skipped, not searched
+ZARR_VOCABULARY = frozenset(
+    {
+        "zarr_format",
+        "node_type",
+        "array",
+        "group",
+        "attributes",
+        "shape",
+        "data_type",
+        "chunk_grid",
+        "chunk_shape",
+        "configuration",
+        "chunk_key_encoding",
+        "separator",
+        "fill_value",
+        "codecs",
+        "dimension_names",
+        "storage_transformers",
+        "sharding_indexed",
+        "index_codecs",
+        "index_location",
+        "start",
+        "end",
+        "crc32c",
+        "transpose",
+        "order",
+        "endian",
+        "little",
+        "big",
+        "blosc",
+        "cname",
+        "clevel",
+        "shuffle",
+        "bitshuffle",
+        "noshuffle",
+        "typesize",
+        "blocksize",
+        "zstd",
+        "lz4",
+        "imagecodecs_jpeg",
+        "imagecodecs_jpeg2k",
+        "numcodecs",
+        "tables",
+        "colorspace",
+        "level",
+        "ome",
+        "version",
+        "multiscales",
+        "datasets",
+        "path",
+        "coordinatetransformations",
+        "scale",
+        "axes",
+        "name",
+        "type",
+        "space",
+        "channel",
+        "unit",
+        "micrometer",
+        "slidegate",
+        "pseudonym",
+        "format",
+        "metadata",
+    }
+)
+
 #: date-like parts of a longer value, searched on their own as well
 _DATE_RE = re.compile(
     r"\b(\d{4}[-:/.]\d{1,2}[-:/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\b",
@@ -72,6 +141,7 @@ def legit_values(plan: DeidPlan) -> set[str]:
     out = {v for v in plan.attributes.values()}
     out.update(plan.attributes.keys())
     out.add(plan.pseudonym)
+    out.update(ZARR_VOCABULARY)
     for lv in plan.levels:
         out.update({str(lv.height), str(lv.width), str(lv.samples), str(lv.downsample)})
     for mpp in (plan.mpp_x, plan.mpp_y):

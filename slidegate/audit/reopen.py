@@ -17,6 +17,8 @@ import numpy as np
 import tifffile
 import zarr
 
+from slidegate.formats.dicom_layout import sniff as dicom_sniff
+from slidegate.formats.dicom_verify import compare_dicom_levels
 from slidegate.models import DeidPlan, LevelFacts
 
 REGION = 2048
@@ -84,10 +86,15 @@ def _scale_problems(
         return [f"level {i}: needs exactly one 3-axis scale transform"]
     scale = scales[0]
     problems = []
-    for axis, mpp, got in (("y", plan.mpp_y, scale[1]), ("x", plan.mpp_x, scale[2])):
+    base = plan.levels[0]
+    per_axis = (
+        ("y", plan.mpp_y, scale[1], base.height / lv.height),
+        ("x", plan.mpp_x, scale[2], base.width / lv.width),
+    )  # per-axis downsample, as written (tiny levels of a native pyramid are not square)
+    for axis, mpp, got, downsample in per_axis:
         if mpp is None:
             continue
-        want = mpp * lv.downsample
+        want = mpp * downsample
         if not isinstance(got, (int, float)) or not math.isclose(got, want, rel_tol=SCALE_RTOL):
             problems.append(f"level {i}: {axis} scale differs from mpp x downsample")
     return problems
@@ -136,19 +143,30 @@ def _source_page(tf: tifffile.TiffFile, lv: LevelFacts) -> tifffile.TiffPage | N
     return None
 
 
+def _channel_pages(tf: tifffile.TiffFile, page: tifffile.TiffPage) -> list[tifffile.TiffPage]:
+    """The pages of the level `page` starts, as tifffile's series group them (one page per
+    channel in QPTIFF, planar OME-TIFF, SCN fluorescence); just `page` otherwise."""
+    for series in tf.series:
+        for level in series.levels:
+            items = [p.aspage() if isinstance(p, tifffile.TiffFrame) else p for p in level.pages]
+            pages = [p for p in items if isinstance(p, tifffile.TiffPage)]
+            if len(pages) > 1 and pages[0].offset == page.offset and "S" not in page.axes:
+                return pages
+    return [page]
+
+
 def _compare_level(
     i: int, lv: LevelFacts, arr: zarr.Array, tf: tifffile.TiffFile, tolerance: int
 ) -> str | None:
     page = _source_page(tf, lv)
     if page is None:
         return f"level {i}: no page of the source has the planned size"
-    src = zarr.open_array(page.aszarr(), mode="r")
-    axes = page.axes
+    srcs = [(zarr.open_array(p.aszarr(), mode="r"), p.axes) for p in _channel_pages(tf, page)]
     wide = np.float64 if arr.dtype.kind == "f" else np.int64
     step = REGION
     for ys, xs in _regions(lv.height, lv.width, step):
         a = np.asarray(arr[:, ys, xs])
-        b = _source_region(src, axes, ys, xs)
+        b = np.concatenate([_source_region(src, axes, ys, xs) for src, axes in srcs], axis=0)
         if a.shape != b.shape:
             return f"level {i}: samples per pixel differ from the source"
         diff = np.abs(a.astype(wide) - b.astype(wide)).max(initial=0)
@@ -198,6 +216,8 @@ def verify_output(
         arrays[i] = arr
     if not compare_pixels:
         return problems
+    if dicom_sniff(Path(source)):  # DICOM WSI: pydicom's own decode of the source frames
+        return [*problems, *compare_dicom_levels(arrays, plan, Path(source))]
     try:
         tf = tifffile.TiffFile(str(source))  # opened read-only ("rb")
     except Exception:

@@ -18,17 +18,20 @@ def _axes(with_units: bool) -> list[dict[str, str]]:
     ]
 
 
-def multiscales(plan: DeidPlan) -> dict[str, Any]:
-    """One multiscale: dataset "i" per planned level, scale = mpp * per-axis downsample
-    (pixel units relative to level 0 when the pixel size is unknown)."""
+def multiscales(plan: DeidPlan, shapes: list[tuple[int, int]] | None = None) -> dict[str, Any]:
+    """One multiscale: dataset "i" per output level (the planned levels, or `shapes` (height,
+    width) when the pyramid is rebuilt), scale = mpp * per-axis downsample (pixel units
+    relative to level 0 when the pixel size is unknown)."""
     known = plan.mpp_x is not None and plan.mpp_y is not None
     mpp_y = plan.mpp_y if plan.mpp_y is not None and known else 1.0
     mpp_x = plan.mpp_x if plan.mpp_x is not None and known else 1.0
-    base = plan.levels[0]
+    if shapes is None:
+        shapes = [(level.height, level.width) for level in plan.levels]
+    base_h, base_w = shapes[0]
     datasets = []
-    for i, level in enumerate(plan.levels):
-        ds_y = base.height / level.height
-        ds_x = base.width / level.width
+    for i, (height, width) in enumerate(shapes):
+        ds_y = base_h / height
+        ds_x = base_w / width
         datasets.append(
             {
                 "path": str(i),
@@ -40,10 +43,10 @@ def multiscales(plan: DeidPlan) -> dict[str, Any]:
     return {"name": plan.pseudonym, "axes": _axes(known), "datasets": datasets}
 
 
-def group_attributes(plan: DeidPlan) -> dict[str, Any]:
+def group_attributes(plan: DeidPlan, shapes: list[tuple[int, int]] | None = None) -> dict[str, Any]:
     """{"ome": {...}, "slidegate": {...}}: nothing but pseudonym, format and kept metadata."""
     return {
-        "ome": {"version": NGFF_VERSION, "multiscales": [multiscales(plan)]},
+        "ome": {"version": NGFF_VERSION, "multiscales": [multiscales(plan, shapes)]},
         "slidegate": {
             "pseudonym": plan.pseudonym,
             "format": plan.format,

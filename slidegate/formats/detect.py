@@ -1,43 +1,76 @@
 """Format detection and the inventory of one slide (`read_facts`).
 
-Detection order: TIFF header (else Unsupported/Corrupt by signature), Aperio description on
-page 0 -> "svs", a TIFF flavour slidegate does not handle yet -> Unsupported naming it, a tiled
-page 0 -> "tiff", anything else -> Unsupported. Sources are opened read-only.
+Detection order: TIFF header (else Unsupported/Corrupt by signature), then the vendors in
+`VENDORS` by tifffile's flags (Aperio description -> "svs", NDPI marker -> "ndpi", QPI ->
+"qptiff", Philips DP -> "philips", Ventana -> "bif", Leica -> "scn", OME-XML -> "ome-tiff"), a
+TIFF flavour slidegate does not handle -> Unsupported naming it, a tiled page 0 -> "tiff",
+anything else -> Unsupported. Sources are opened read-only.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import tifffile
 
 from slidegate.errors import CorruptSlideError, UnsupportedSlideError
-from slidegate.formats import generic_tiff, svs
+from slidegate.formats import bif, generic_tiff, ndpi, ome_tiff, philips, qptiff, scn, svs
 from slidegate.formats.tiff import Layout, associated_image, level_facts, open_tiff, resolution_mpp
-from slidegate.models import SlideFacts
+from slidegate.models import MetadataField, SlideFacts
 
-#: tifffile flavour flag -> name, for flavours recognised but not supported yet
+
+@dataclass(frozen=True)
+class Vendor:
+    """One TIFF-family format: how it is recognised, laid out and inventoried."""
+
+    name: str  # SlideFacts.format and the deid policy key
+    matches: Callable[[tifffile.TiffFile], bool]
+    layout: Callable[[tifffile.TiffFile, Path], Layout]
+    fields: Callable[[tifffile.TiffFile], list[MetadataField]]
+    mpp: Callable[[tifffile.TiffFile, Layout], tuple[float | None, float | None]]
+
+
+def _generic_mpp(tif: tifffile.TiffFile, lay: Layout) -> tuple[float | None, float | None]:
+    return resolution_mpp(lay.levels[0].page)
+
+
+def _svs_mpp(tif: tifffile.TiffFile, lay: Layout) -> tuple[float | None, float | None]:
+    return svs.mpp(svs.fields(tif))
+
+
+#: asked in order; the first vendor whose flag matches reads the file (tifffile's flags)
+VENDORS: tuple[Vendor, ...] = (
+    Vendor(svs.FORMAT, svs.is_svs, svs.layout, svs.fields, _svs_mpp),
+    Vendor(ndpi.FORMAT, ndpi.is_ndpi, ndpi.layout, ndpi.fields, ndpi.mpp),
+    Vendor(qptiff.FORMAT, qptiff.is_qptiff, qptiff.layout, qptiff.fields, qptiff.mpp),
+    Vendor(philips.FORMAT, philips.is_philips, philips.layout, philips.fields, philips.mpp),
+    Vendor(bif.FORMAT, bif.is_bif, bif.layout, bif.fields, bif.mpp),
+    Vendor(scn.FORMAT, scn.is_scn, scn.layout, scn.fields, scn.mpp),
+    Vendor(ome_tiff.FORMAT, ome_tiff.is_ome, ome_tiff.layout, ome_tiff.fields, ome_tiff.mpp),
+)
+GENERIC = Vendor(
+    generic_tiff.FORMAT, lambda tif: True, generic_tiff.layout, generic_tiff.fields, _generic_mpp
+)
+
+#: tifffile flavour flag -> name, for flavours recognised but not supported
 UNSUPPORTED_FLAVOURS = {
-    "ndpi": "Hamamatsu NDPI",
-    "ome": "OME-TIFF",
-    "philips": "Philips TIFF",
-    "scn": "Leica SCN",
-    "bif": "Ventana BIF",
-    "qpi": "PerkinElmer/Akoya QPTIFF",
     "lsm": "Zeiss LSM",
     "stk": "MetaMorph STK",
     "dng": "DNG camera raw",
 }
 
 
-def classify(tif: tifffile.TiffFile, path: Path) -> str:
-    if svs.is_svs(tif):
-        return svs.FORMAT
+def vendor_for(tif: tifffile.TiffFile, path: Path) -> Vendor:
+    for vendor in VENDORS:
+        if vendor.matches(tif):
+            return vendor
     for flag, name in UNSUPPORTED_FLAVOURS.items():
         if getattr(tif, f"is_{flag}", False):
             raise UnsupportedSlideError(
-                f"slide {path}: {name} is not supported yet; convert it to a tiled pyramidal "
+                f"slide {path}: {name} is not supported; convert it to a tiled pyramidal "
                 "TIFF or remove it from the cohort",
                 reason=f"unsupported: {name}",
             )
@@ -54,17 +87,21 @@ def classify(tif: tifffile.TiffFile, path: Path) -> str:
             "it to an interleaved (chunky) tiled pyramidal TIFF",
             reason="unsupported: TIFF layout",
         )
-    return generic_tiff.FORMAT
+    return GENERIC
+
+
+def classify(tif: tifffile.TiffFile, path: Path) -> str:
+    return vendor_for(tif, path).name
 
 
 def layout_for(tif: tifffile.TiffFile, fmt: str, path: Path) -> Layout:
-    if fmt == svs.FORMAT:
-        return svs.layout(tif, path)
-    return generic_tiff.layout(tif, path)
+    vendor = next((v for v in VENDORS if v.name == fmt), GENERIC)
+    return vendor.layout(tif, path)
 
 
 def detect_format(path: Path) -> str:
-    """'svs' | 'tiff'. UnsupportedSlideError / CorruptSlideError otherwise."""
+    """'svs' | 'ndpi' | 'qptiff' | 'philips' | 'bif' | 'scn' | 'ome-tiff' | 'tiff'.
+    UnsupportedSlideError / CorruptSlideError otherwise."""
     with open_tiff(path) as tif:
         return classify(tif, path)
 
@@ -83,17 +120,15 @@ def read_facts(path: Path, slide_id: str) -> SlideFacts:
     """Inventory one slide: format, levels, associated images, every metadata field, hash."""
     path = Path(path)
     with open_tiff(path) as tif:
-        fmt = classify(tif, path)
-        lay = layout_for(tif, fmt, path)
+        vendor = vendor_for(tif, path)
+        fmt = vendor.name
+        lay = vendor.layout(tif, path)
         level0 = lay.levels[0]
         levels = tuple(level_facts(i, ref, level0) for i, ref in enumerate(lay.levels))
         associated = tuple(associated_image(kind, ref) for kind, ref in lay.associated)
-        if fmt == svs.FORMAT:
-            fields = svs.fields(tif)
-            mpp_y, mpp_x = svs.mpp(fields)
-        else:
-            fields = generic_tiff.fields(tif)
-            mpp_y, mpp_x = resolution_mpp(level0.page)
+        associated += tuple(lay.embedded)
+        fields = vendor.fields(tif)
+        mpp_y, mpp_x = vendor.mpp(tif, lay)
     try:
         sha, size = _sha256(path)
     except OSError as exc:

@@ -1,9 +1,11 @@
 """Region access to the pyramid levels of one source file, read-only, bounded memory.
 
 Each level is wrapped with tifffile's Zarr store (`page.aszarr()`) and opened with zarr 3, so a
-region read decodes only the tiles it touches. The reader recomputes the page layout from the
-file (the same code as the inventory) and checks it still matches the planned `LevelFacts`.
-Not picklable: open one reader per task, by path.
+region read decodes only the tiles it touches (NDPI's restart-marker intervals count as tiles).
+A level stored as one page per channel (QPTIFF, planar OME-TIFF, SCN fluorescence) is read page
+by page and stacked along the sample axis, in the order of the layout. The reader recomputes
+the page layout from the file (the same code as the inventory) and checks it still matches
+the planned `LevelFacts`. Not picklable: open one reader per task, by path.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class LevelReader:
         self.path = Path(path)
         self._stack: ExitStack | None = None
         self._levels: list[PageRef] = []
-        self._arrays: dict[int, Any] = {}
+        self._arrays: dict[int, list[Any]] = {}
 
     def __enter__(self) -> LevelReader:
         stack = ExitStack()
@@ -51,16 +53,17 @@ class LevelReader:
         self.close()
 
     def close(self) -> None:
-        for arr in self._arrays.values():
-            store = getattr(arr, "store", None)
-            if store is not None and hasattr(store, "close"):
-                store.close()
+        for arrays in self._arrays.values():
+            for arr in arrays:
+                store = getattr(arr, "store", None)
+                if store is not None and hasattr(store, "close"):
+                    store.close()
         self._arrays.clear()
         if self._stack is not None:
             self._stack.close()
             self._stack = None
 
-    def _array(self, level: LevelFacts) -> Any:
+    def _array(self, level: LevelFacts) -> list[Any]:
         if self._stack is None:
             raise RuntimeError("LevelReader is not open; use it as a context manager")
         if level.index in self._arrays:
@@ -71,16 +74,17 @@ class LevelReader:
                 "changed since the inventory: rerun the inventory",
                 reason="corrupt: source changed",
             )
-        page = self._levels[level.index].page
+        ref = self._levels[level.index]
+        page = ref.page
         if (int(page.imagelength), int(page.imagewidth)) != (level.height, level.width):
             raise CorruptSlideError(
                 f"slide {self.path} level {level.index} has other dimensions than at inventory; "
                 "the source changed: rerun the inventory",
                 reason="corrupt: source changed",
             )
-        arr = zarr.open_array(page.aszarr(), mode="r")
-        self._arrays[level.index] = arr
-        return arr
+        arrays = [zarr.open_array(p.aszarr(), mode="r") for p in ref.pages]
+        self._arrays[level.index] = arrays
+        return arrays
 
     def read(self, level: LevelFacts, y: int, x: int, h: int, w: int) -> np.ndarray:
         """Exactly the region [y:y+h, x:x+w] of `level`, shape (h, w, samples)."""
@@ -89,17 +93,16 @@ class LevelReader:
                 f"region y={y} x={x} h={h} w={w} is outside level {level.index} "
                 f"({level.height}x{level.width})"
             )
-        arr = self._array(level)
+        arrays = self._array(level)
         try:
-            region = np.asarray(arr[y : y + h, x : x + w])
+            parts = [_hwc(np.asarray(arr[y : y + h, x : x + w])) for arr in arrays]
+            region = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
         except Exception as exc:
             raise CorruptSlideError(
                 f"slide {self.path} level {level.index}: a tile cannot be decoded "
                 f"({type(exc).__name__}); the file is damaged, restore it from the archive",
                 reason="corrupt: undecodable tile",
             ) from None
-        if region.ndim == 2:
-            region = region[:, :, np.newaxis]
         if region.shape != (h, w, level.samples):
             raise CorruptSlideError(
                 f"slide {self.path} level {level.index}: decoded region has an unexpected shape; "
@@ -107,3 +110,7 @@ class LevelReader:
                 reason="corrupt: unexpected pixel layout",
             )
         return region
+
+
+def _hwc(region: np.ndarray) -> np.ndarray:
+    return region[:, :, np.newaxis] if region.ndim == 2 else region

@@ -46,6 +46,13 @@ class FormatHandler:
 def handlers() -> list[FormatHandler]:
     """Non-TIFF handlers, asked in order before the TIFF family path."""
     found: list[FormatHandler] = []
+    from slidegate.formats import czi, czi_reader, mrxs
+
+    found.append(FormatHandler(czi.FORMAT, czi.sniff, czi.read_facts, czi_reader.CziReader))
+    found.append(FormatHandler(mrxs.FORMAT, mrxs.sniff, mrxs.read_facts, mrxs.MrxsReader))
+    from slidegate.formats import dicom
+
+    found.append(dicom.HANDLER)
     return found
 
 

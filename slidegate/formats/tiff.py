@@ -9,17 +9,20 @@ Messages name the file and the problem, never a tag value.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy as np
 import tifffile
 
 from slidegate.errors import CorruptSlideError, UnsupportedSlideError
+from slidegate.formats.sanity import check_ifd_chain, check_tile_table
 from slidegate.models import AssociatedImage, AssociatedKind, LevelFacts, MetadataField
 
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -52,6 +55,9 @@ DESCRIPTIVE_TAGS = {
 }
 #: string/bytes-valued tags that only describe how pixels are stored: not metadata fields
 STRUCTURAL_BYTES_TAGS = frozenset({347})  # JPEGTables
+_XML_DECL = re.compile(r"^<\?xml[^>]*\?>")
+#: first private tag code: private tags are fields whatever their type (text or one number)
+PRIVATE_TAGS = 32768
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,13 @@ class PageRef:
     page: tifffile.TiffPage
     number: int  # top-level page index (a SubIFD level reports its parent's index)
     label: str  # human location, e.g. "page 0" or "page 0 subifd 1"
+    #: further pages of the same level, one per channel (QPTIFF, planar OME-TIFF, SCN
+    #: fluorescence): the level's samples are `page`'s samples followed by theirs
+    channels: tuple[tifffile.TiffPage, ...] = ()
+
+    @property
+    def pages(self) -> tuple[tifffile.TiffPage, ...]:
+        return (self.page, *self.channels)
 
 
 @dataclass
@@ -69,6 +82,8 @@ class Layout:
 
     levels: list[PageRef]
     associated: list[tuple[AssociatedKind, PageRef]] = field(default_factory=list)
+    #: associated images stored inside metadata (Philips base64 label/macro in the XML)
+    embedded: list[AssociatedImage] = field(default_factory=list)
 
 
 class _Capture(logging.Handler):
@@ -131,6 +146,7 @@ def _all_pages(tif: tifffile.TiffFile) -> Iterator[tifffile.TiffPage]:
 
 def _check_data_inside(tif: tifffile.TiffFile, path: Path, size: int) -> None:
     for page in _all_pages(tif):
+        check_tile_table(page, path)
         offsets = np.asarray(page.dataoffsets, dtype=np.uint64)
         counts = np.asarray(page.databytecounts, dtype=np.uint64)
         if offsets.shape != counts.shape:
@@ -153,6 +169,7 @@ def open_tiff(path: Path) -> Iterator[tifffile.TiffFile]:
     """Open `path` read-only, parse every IFD (and SubIFD), check every data block lies inside
     the file. Any parse problem is a CorruptSlideError; non-TIFF files fail in check_header."""
     check_header(path)
+    check_ifd_chain(path)
     fh = open(path, "rb")  # noqa: SIM115 - closed in finally
     capture = _Capture()
     logger = logging.getLogger("tifffile")
@@ -201,6 +218,10 @@ def page_samples(page: tifffile.TiffPage) -> int:
     return int(page.samplesperpixel)
 
 
+def ref_samples(ref: PageRef) -> int:
+    return sum(page_samples(p) for p in ref.pages)
+
+
 def level_facts(index: int, ref: PageRef, level0: PageRef) -> LevelFacts:
     page = ref.page
     return LevelFacts(
@@ -208,7 +229,7 @@ def level_facts(index: int, ref: PageRef, level0: PageRef) -> LevelFacts:
         page=ref.number,
         height=int(page.imagelength),
         width=int(page.imagewidth),
-        samples=page_samples(page),
+        samples=ref_samples(ref),
         dtype=np.dtype(page.dtype).name,
         tile_height=int(page.tilelength) if page.is_tiled else None,
         tile_width=int(page.tilewidth) if page.is_tiled else None,
@@ -239,12 +260,23 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def tag_fields(ref: PageRef, *, skip_description: bool) -> list[MetadataField]:
-    """Every descriptive tag of one page as `tiff.<TagName>` (or `tiff.tag<code>`)."""
+def _scalar(value: Any) -> str | None:
+    """Text of a single number (private tags): None for arrays, tuples and enums."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return str(value)
+
+
+def tag_fields(
+    ref: PageRef, *, skip_description: bool, skip: frozenset[int] = frozenset()
+) -> list[MetadataField]:
+    """Every descriptive tag of one page as `tiff.<TagName>` (or `tiff.tag<code>`), and every
+    private tag (code >= 32768) holding text or a single number; `skip` lists codes a vendor
+    module reports itself."""
     out: list[MetadataField] = []
     for tag in ref.page.tags:
         code = int(tag.code)
-        if code in STRUCTURAL_BYTES_TAGS or (skip_description and code == 270):
+        if code in STRUCTURAL_BYTES_TAGS or code in skip or (skip_description and code == 270):
             continue
         name = DESCRIPTIVE_TAGS.get(code) or (tag.name if not str(tag.name).isdigit() else "")
         name = name or f"tag{code}"
@@ -257,6 +289,8 @@ def tag_fields(ref: PageRef, *, skip_description: bool) -> list[MetadataField]:
                     out.append(MetadataField(name=f"tiff.{name}.{key}", location=where, value=text))
             continue
         text = _text(value)
+        if text is None and code >= PRIVATE_TAGS:
+            text = _scalar(value)
         if text:
             out.append(MetadataField(name=f"tiff.{name}", location=where, value=text))
     return out
@@ -304,3 +338,69 @@ def same_pixels(a: tifffile.TiffPage, b: tifffile.TiffPage) -> bool:
         and a.dtype == b.dtype
         and a.planarconfig == b.planarconfig
     )
+
+
+def parse_xml(text: str) -> ElementTree.Element | None:
+    """The root element of an XML description (any declared encoding), None if not XML."""
+    body = _XML_DECL.sub("", text.lstrip("\ufeff \r\n\t"), count=1)
+    try:
+        return ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return None
+
+
+def local_name(tag: str) -> str:
+    """Tag or attribute name without its `{namespace}` or `prefix:`."""
+    return tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1]
+
+
+def xml_fields(
+    root: ElementTree.Element,
+    prefix: str,
+    where: str,
+    *,
+    include_root: bool = False,
+    skip_attrs: frozenset[str] = frozenset(),
+    skip_tags: frozenset[str] = frozenset(),
+) -> list[MetadataField]:
+    """Every element text and attribute of an XML tree as a field named by its path:
+    `<prefix>.<a>.<b>` for text, `<prefix>.<a>.<b>@<attr>` for attributes (namespaces
+    stripped; the root element's name only with `include_root`). Locations number the
+    elements so repeated paths stay distinct. `skip_attrs` / `skip_tags`: serialisation
+    plumbing and subtrees the caller reports itself."""
+    out: list[MetadataField] = []
+    counter = [0]
+
+    def walk(el: ElementTree.Element, path: str) -> None:
+        counter[0] += 1
+        loc = f"{where} xml element {counter[0]}"
+        for key, value in el.attrib.items():
+            attr = local_name(key)
+            if attr in skip_attrs or not value.strip():
+                continue
+            out.append(MetadataField(name=f"{path}@{attr}", location=loc, value=value.strip()))
+        text = (el.text or "").strip()
+        if text:
+            out.append(MetadataField(name=path, location=loc, value=text))
+        for child in el:
+            if not isinstance(child.tag, str):
+                continue  # comments, processing instructions
+            name = local_name(child.tag)
+            if name not in skip_tags:
+                walk(child, f"{path}.{name}")
+
+    walk(root, f"{prefix}.{local_name(root.tag)}" if include_root else prefix)
+    return out
+
+
+def level_pages(level: tifffile.TiffPageSeries) -> list[tifffile.TiffPage] | None:
+    """The pages of one series level as full TiffPages (tifffile hands out lightweight
+    TiffFrames for pages that share the first page's structure); None if one is missing."""
+    out: list[tifffile.TiffPage] = []
+    for item in level.pages:
+        if isinstance(item, tifffile.TiffFrame):
+            item = item.aspage()
+        if not isinstance(item, tifffile.TiffPage):
+            return None
+        out.append(item)
+    return out or None

@@ -364,7 +364,7 @@ def s3_client(settings: Settings) -> Any:
 
     config = Config(
         s3={"addressing_style": "path"},
-        retries={"mode": "standard", "max_attempts": 5},
+        retries={"mode": "standard", "max_attempts": max(1, settings.s3_max_attempts)},
         connect_timeout=10,
         read_timeout=120,
         max_pool_connections=max(10, settings.upload_concurrency * 4),

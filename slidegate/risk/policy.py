@@ -1,26 +1,63 @@
-"""Risk policy: which released columns are quasi-identifiers and the thresholds a cohort must meet.
+"""Risk policies (policies/risk/*.yaml) and the risk settings of a profile.
 
-This is the quasi-identifier part of the risk model (docs: DESIGN.md section 4). Access-mode
-P(attack), P(ref), image linkage and mitigation limits will be added here when implemented.
+`RiskPolicy` describes the model for a kind of cohort: which released columns are
+quasi-identifiers, along which hierarchy each can be generalised and at which level the metadata
+policy already releases it, the sensitive attribute, the image-linkage priors. The profile adds
+what depends on the access mode (`RiskLimits`: P(attack), P(ref), thresholds, mitigation limits),
+the ledger policy and the pseudonym key mode. DESIGN.md section 4.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
+from slidegate.errors import PolicyError
 from slidegate.policy import StrictModel, load_yaml_model
+
+Probability = float
+
+
+class Generalisation(StrictModel):
+    #: hierarchy name in policies/risk/hierarchies.yaml (age, date, icd10, site)
+    hierarchy: str
+    #: the level the released table already has (set by the metadata policy)
+    released_at: str
+
+
+class LinkagePriors(StrictModel):
+    """P(a reference image is matched to a released slide) by their relation."""
+
+    same_block: Probability = Field(ge=0, le=1)
+    other_block: Probability = Field(ge=0, le=1)
+    other_specimen: Probability = Field(ge=0, le=1)
+
+
+class ImageLinkage(StrictModel):
+    priors: LinkagePriors
+    #: r_img(h): the prior, the empirical per-patient match rate, or the larger of both
+    estimate: Literal["prior", "empirical", "max"] = "max"
+    draws: int = Field(default=20, ge=1, le=1000)
+    seed: int = 0
+    block_column: str = "block"
+    specimen_column: str = "specimen"
 
 
 class RiskPolicy(StrictModel):
     #: column names in the *released* (generalised) table, e.g. age, sex, diagnosis, site
     quasi_identifiers: list[str] = Field(min_length=1)
-    #: a patient whose 1/|EC| exceeds this is withheld; 0.5 means k >= 2
-    max_prosecutor_risk: float = Field(gt=0, le=1)
-    #: the cohort is withheld when the mean risk of what remains exceeds this
-    max_mean_risk: float = Field(gt=0, le=1)
+    #: the sensitive attribute whose distinct l-diversity is reported (None: not reported)
+    sensitive: str | None = None
+    #: released column -> how it may be generalised further by mitigation
+    generalisation: dict[str, Generalisation] = Field(default_factory=dict)
+    image_linkage: ImageLinkage | None = None
+    #: population frequency table (CSV: quasi-identifier columns + count), relative to the
+    #: policy file; gives journalist risk
+    population: str | None = None
     patient_column: str = "patient"
+    slide_column: str = "slide"
 
     @model_validator(mode="after")
     def _consistent(self) -> RiskPolicy:
@@ -28,9 +65,63 @@ class RiskPolicy(StrictModel):
             raise ValueError("quasi_identifiers lists a column twice")
         if self.patient_column in self.quasi_identifiers:
             raise ValueError("the patient column cannot be a quasi-identifier")
+        extra = sorted(set(self.generalisation) - set(self.quasi_identifiers))
+        if extra:
+            raise ValueError(f"generalisation names non-quasi-identifier column(s) {extra}")
+        return self
+
+
+class RiskLimits(StrictModel):
+    """The access mode's part of the model: R(h) = P(attack) * (1 - (1 - r_qi) * (1 -
+    P(ref) * r_img)); the cohort passes when max R <= max_risk and mean R <= max_mean_risk."""
+
+    p_attack: Probability = Field(gt=0, le=1)
+    p_ref: Probability = Field(ge=0, le=1)
+    max_risk: Probability = Field(gt=0, le=1)
+    max_mean_risk: Probability = Field(gt=0, le=1)
+    #: share of patients mitigation may suppress (withhold) before it withholds the cohort
+    max_suppression: float = Field(default=0.2, ge=0, le=1)
+    #: slides-per-patient cap: mitigation never caps below this
+    min_slides_per_patient: int = Field(default=1, ge=1)
+    #: released column -> the highest hierarchy level mitigation may generalise it to
+    max_levels: dict[str, str] = Field(default_factory=dict)
+
+
+class LedgerPolicy(StrictModel):
+    """Cross-release ledger (private SQLite file in the work area by default)."""
+
+    #: a slide published before under another pseudonym: withhold it (block) or report (warn)
+    on_rerelease: Literal["block", "warn"] = "block"
+    #: a patient whose slides were published before under another key
+    on_patient_other_key: Literal["block", "warn"] = "warn"
+    #: perceptual hashes (63 bits) this close count as the same slide re-encoded: a re-encoded
+    #: copy differs by 0-2 bits, another section of the same block by ~8-20 (chance: ~32)
+    phash_max_distance: int = Field(default=4, ge=0, le=63)
+
+
+class KeyPolicy(StrictModel):
+    """Pseudonym keys: a fresh key per release, or a named study key for stable pseudonyms."""
+
+    mode: Literal["release", "study"] = "release"
+    study: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+    @model_validator(mode="after")
+    def _named(self) -> KeyPolicy:
+        if (self.mode == "study") != (self.study is not None):
+            raise ValueError("'study' (the key name) is required for mode: study and only there")
         return self
 
 
 def load_risk_policy(path: Path) -> RiskPolicy:
-    """Load a risk policy YAML; unknown keys or bad values raise PolicyError."""
-    return load_yaml_model(path, RiskPolicy)
+    """Load a risk policy YAML; unknown keys or bad values raise PolicyError. A relative
+    `population` path is resolved against the policy file's folder and must exist."""
+    policy = load_yaml_model(path, RiskPolicy)
+    if policy.population is not None:
+        pop = (path.parent / policy.population).resolve()
+        if not pop.is_file():
+            raise PolicyError(
+                f"risk policy {path} names population table {policy.population!r}, but {pop} "
+                "does not exist; fix the path or remove 'population'"
+            )
+        policy = policy.model_copy(update={"population": str(pop)})
+    return policy

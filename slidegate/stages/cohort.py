@@ -15,8 +15,10 @@ import pandas as pd
 import zarr
 
 from slidegate.cohort import build_release_table, read_cohort
+from slidegate.collection import published_risk_rows
+from slidegate.ledger import Ledger, ledger_dir
 from slidegate.models import Frozen, SlideReport
-from slidegate.risk.decide import assess
+from slidegate.risk.pipeline import score_release
 from slidegate.stages.context import ReleaseContext
 from slidegate.validate.run import validate_tables
 
@@ -53,35 +55,50 @@ def decide_cohort(ctx: ReleaseContext, reports: Sequence[SlideReport]) -> Cohort
     audited = {p for p, r in by_pseudonym.items() if r.status == "ok"}
     candidates = table[table[slide_col].isin(audited)].reset_index(drop=True)
 
-    risk = assess(candidates, ctx.policies.risk)
-    withheld_patients = set(risk.withheld_patients)
-    patient_col = ctx.policies.risk.patient_column
+    # a collection export is scored on the whole collection so far (slidegate/collection.py)
+    published = published_risk_rows(ctx.work, ctx.policies.metadata, ctx.pseudonymizer())
+    scored = candidates if published is None else pd.concat([candidates, published])
+    patient_src = next(
+        (c for c, r in ctx.policies.metadata.columns.items() if r.kind == "p"), "patient"
+    )
+    patient_ids = source.get(patient_src, table[slide_col]).astype(str)
+    risk = score_release(
+        scored.reset_index(drop=True),
+        by_pseudonym,
+        ctx.policies,
+        list(candidates[slide_col]),
+        ledger=Ledger(ledger_dir(ctx.settings.work_dir)),
+        release=ctx.release,
+        key_id=ctx.key_id,
+        patient_ids=dict(zip(table[slide_col], patient_ids, strict=True)),
+        source_columns=list(source.columns),
+    )
     final: list[SlideReport] = []
     approved: set[str] = set()
-    for _, row in candidates.iterrows():
-        pseudo = row[slide_col]
-        rep = by_pseudonym[pseudo]
-        if not risk.passed:
-            final.append(_set(rep, "withheld", "risk: " + risk.reason))
-        elif row[patient_col] in withheld_patients:
-            final.append(_set(rep, "withheld", "risk: " + risk.patient_reason(row[patient_col])))
-        else:
+    for pseudo in candidates[slide_col]:
+        status, reason = risk.decision(pseudo)
+        final.append(_set(by_pseudonym[pseudo], status, reason))
+        if status == "approved":
             approved.add(pseudo)
-            final.append(_set(rep, "approved", None))
     final.extend(r for r in reports if r.status != "ok")
     final.sort(key=lambda r: r.pseudonym)
-    out_table = candidates[candidates[slide_col].isin(approved)].reset_index(drop=True)
+    out_table = risk.released_table(slide_col)
 
     metadata = metadata_table([r for r in final if r.status == "approved"])
-    validation = validate_tables(out_table, metadata, ctx.policies.metadata)
+    validation = validate_tables(
+        out_table,
+        metadata,
+        ctx.policies.metadata,
+        source_columns=[str(c) for c in source.columns],
+        docs_dir=ctx.reports_dir / "data-docs",
+    )
 
     reports_dir = ctx.reports_dir
     reports_dir.mkdir(parents=True, exist_ok=True)
     cohort_csv = ctx.work / "release" / "cohort.csv"
     cohort_csv.parent.mkdir(parents=True, exist_ok=True)
     out_table.to_csv(cohort_csv, index=False)
-    _write_json(reports_dir / "risk.json", risk.to_dict())
-    (reports_dir / "risk.md").write_text(risk.to_markdown(), encoding="utf-8")
+    risk.write_reports(reports_dir, ctx.work)
     _write_json(reports_dir / "validation.json", validation.results)
     _write_json(reports_dir / "slides.json", [_public(r) for r in final])
     _write_json(reports_dir / "audit.json", _audit_summary(ctx, final))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slidegate.errors import SpecError
+from slidegate.ledger import install_study_key
 from slidegate.profile import Policies, load_policies
 from slidegate.pseudonym import Pseudonymizer, load_or_create_key
 from slidegate.settings import Settings
@@ -86,6 +87,11 @@ def prepare_release(spec_path: Path, settings: Settings) -> ReleaseContext:
         raise SpecError(
             f"the work area {work} overlaps the read-only source folder {resolved.source_root}; "
             "set SLIDEGATE_WORK_DIR elsewhere"
+        )
+    key_mode = policies.profile.pseudonym_key
+    if key_mode.mode == "study" and key_mode.study is not None:  # stable pseudonyms
+        install_study_key(
+            settings.work_dir, key_mode.study, key_path(settings, resolved.spec.release)
         )
     pseudo = load_or_create_key(key_path(settings, resolved.spec.release))
     return ReleaseContext(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from slidegate import __version__
 from slidegate.errors import SpecError
+from slidegate.ledger import record_release
 from slidegate.models import SlideReport
 from slidegate.publish.release import (
     ObjectRecord,
@@ -57,9 +58,10 @@ def finalize(
     """Upload cohort.csv and reports, then SHA256SUMS and manifest.json, last."""
     store = open_store(ctx.target, ctx.settings)
     files = {"cohort.csv": Path(outcome.cohort_csv)}
-    for path in sorted(Path(outcome.reports_dir).iterdir()):
+    reports = Path(outcome.reports_dir)
+    for path in sorted(reports.rglob("*")):  # incl. data-docs/ (GX Data Docs HTML)
         if path.is_file():
-            files[f"reports/{path.name}"] = path
+            files[f"reports/{path.relative_to(reports).as_posix()}"] = path
     records = list(slide_records) + publish_files(store, ctx.release, files)
     counts = {
         status: sum(s.status == status for s in outcome.slides)
@@ -78,5 +80,7 @@ def finalize(
         "risk": outcome.figures,
     }
     manifest = write_manifest(store, ctx.release, records, info)
+    recorded = record_release(ctx.settings.work_dir, ctx.work, ctx.release, ctx.key_id)
+    log.info("ledger: %d published slide(s) recorded", recorded)
     log.info("release %s complete at %s", ctx.release, store.describe())
     return manifest

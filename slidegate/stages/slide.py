@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from slidegate.audit import audit_output
-from slidegate.convert.ome_zarr import write_ome_zarr
+from slidegate.convert.ome_zarr import ConvertOptions, write_ome_zarr
 from slidegate.deid.plan import plan_deid, summarize
 from slidegate.errors import (
     CorruptSlideError,
@@ -65,8 +65,11 @@ def deidentify(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
     try:
         plan = plan_deid(facts, ctx.policies.deid_for(facts.format), report.pseudonym)
         _save_plan(ctx, plan)
-        written = write_ome_zarr(Path(facts.source_path), plan, out)
+        conv = ctx.policies.profile.conversion
+        opts = ConvertOptions(mode=conv.mode, quality=conv.quality, pyramid=conv.pyramid)
+        written = write_ome_zarr(Path(facts.source_path), plan, out, opts)
     except (TransientIOError, OSError):
+        shutil.rmtree(out, ignore_errors=True)  # e.g. disk full: no partial output stays
         raise
     except SLIDE_ERRORS as exc:
         log.warning("slide %s quarantined at de-identification: %s", report.slide_id, exc)

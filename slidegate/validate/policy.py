@@ -117,12 +117,29 @@ class OutputMetadataRules(StrictModel):
         return [_check_regex(p) for p in v]
 
 
+class ForbiddenValue(StrictModel):
+    """A value shape no released column that is kept as is may hold (e.g. a name, a date)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9 _-]{0,40}$")  # for reports: "name-like", ...
+    regex: str
+    severity: Severity = "block"
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        return _check_regex(v)
+
+
 class MetadataPolicy(StrictModel):
     """Rules for the released cohort table and for the output metadata table."""
 
     #: released-table rules in release order; keyed by the *source* column name
     columns: dict[str, ColumnRule] = Field(min_length=1)
-    unknown_columns: Literal["drop"] = "drop"
+    #: a source column with no rule: dropped silently, or blocks the release (validation)
+    unknown_columns: Literal["drop", "block"] = "drop"
+    #: checked on every released column kept as is (pseudonyms and generalised columns have
+    #: their own format checks)
+    forbid_values: list[ForbiddenValue] = Field(default_factory=list)
     output_metadata: OutputMetadataRules
 
     @model_validator(mode="after")

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from slidegate.validate.policy import MetadataPolicy
-from slidegate.validate.suites import Check, build_suite, cohort_checks, metadata_checks
+from slidegate.validate.suites import (
+    Check,
+    build_suite,
+    cohort_checks,
+    metadata_checks,
+    source_checks,
+)
 
 #: result fields that are counts or percentages, never values
 _SAFE_RESULT_KEYS = (
@@ -83,7 +90,7 @@ def _describe(table: str, res: dict[str, Any], df: pd.DataFrame) -> str:
 
 
 def _run_suite(
-    context: Any, table: str, df: pd.DataFrame, checks: list[Check]
+    context: Any, table: str, df: pd.DataFrame, checks: list[Check], docs: bool = False
 ) -> tuple[dict[str, Any], list[str], list[str]]:
     import great_expectations as gx
 
@@ -99,6 +106,18 @@ def _run_suite(
             batch_parameters={"dataframe": _empty_to_null(df)}, result_format="SUMMARY"
         )
     raw = run.to_json_dict()
+    if docs:  # Data Docs from a BOOLEAN_ONLY run: the HTML holds no value of the table
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{table}-docs",
+                validation_definitions=[definition],
+                result_format="BOOLEAN_ONLY",
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data-docs")],
+            )
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="This pattern is interpreted as a regular")
+            checkpoint.run(batch_parameters={"dataframe": _empty_to_null(df)})
     results = [_sanitize(r) for r in raw.get("results", [])]
     blocking: list[str] = []
     warned: list[str] = []
@@ -118,7 +137,7 @@ def _run_suite(
     return clean, blocking, warned
 
 
-def _context() -> Any:
+def _context(docs_dir: Path | None = None) -> Any:
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -126,27 +145,50 @@ def _context() -> Any:
         ProgressBarsConfig,
     )
 
+    sites = {}
+    if docs_dir is not None:
+        sites["slidegate"] = {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
         progress_bars=ProgressBarsConfig(globally=False),
         analytics_enabled=False,
+        data_docs_sites=sites,
     )
     return gx.get_context(project_config=config, mode="ephemeral")
 
 
 def validate_tables(
-    cohort: pd.DataFrame, metadata: pd.DataFrame, policy: MetadataPolicy
+    cohort: pd.DataFrame,
+    metadata: pd.DataFrame,
+    policy: MetadataPolicy,
+    *,
+    source_columns: list[str] | None = None,
+    docs_dir: Path | None = None,
 ) -> ValidationOutcome:
-    """Validate the released cohort table and the output metadata table (slide, key, value)."""
-    context = _context()
+    """Validate the released cohort table and the output metadata table (slide, key, value);
+    with `source_columns`, also the source table's column names (never its values). With
+    `docs_dir`, GX Data Docs (HTML, without values) are written there."""
+    context = _context(docs_dir)
     results: dict[str, Any] = {}
     blocking: list[str] = []
     warned: list[str] = []
-    for table, df, checks in (
+    suites = [
         ("cohort", cohort, cohort_checks(policy)),
         ("metadata", metadata, metadata_checks(policy)),
-    ):
-        results[table], b, w = _run_suite(context, table, df, checks)
+    ]
+    if source_columns is not None and source_checks(policy, source_columns):
+        header = pd.DataFrame(columns=[str(c) for c in source_columns])  # names only, no rows
+        suites.insert(0, ("source", header, source_checks(policy, source_columns)))
+    for table, df, checks in suites:
+        results[table], b, w = _run_suite(context, table, df, checks, docs=docs_dir is not None)
         blocking += b
         warned += w
     return ValidationOutcome(

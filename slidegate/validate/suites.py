@@ -76,6 +76,17 @@ def cohort_checks(policy: MetadataPolicy) -> list[Check]:
         elif rule.action == "generalize":
             regex = FORMATS[(str(rule.hierarchy), str(rule.level))]
             checks.append(_regex(name, regex, f"values are generalised to {rule.level}", "block"))
+        if rule.action == "keep":
+            for bad in policy.forbid_values:
+                checks.append(
+                    Check(
+                        "ExpectColumnValuesToNotMatchRegex",
+                        {"column": name, "regex": bad.regex},
+                        name,
+                        f"no {bad.name} value",
+                        bad.severity,
+                    )
+                )
         for exp in rule.expect:
             if exp.values is not None:
                 checks.append(
@@ -92,6 +103,24 @@ def cohort_checks(policy: MetadataPolicy) -> list[Check]:
             else:
                 checks.append(_not_null(name, exp.severity))
     return checks
+
+
+def source_checks(policy: MetadataPolicy, source_columns: list[str]) -> list[Check]:
+    """Checks on the source cohort table's *columns* (run on a table without rows: no value of
+    the source ever reaches GX). With `unknown_columns: block`, a column without a rule fails;
+    a column the policy drops may be absent."""
+    if policy.unknown_columns != "block":
+        return []
+    known = [c for c in source_columns if c in policy.columns]
+    return [
+        Check(
+            "ExpectTableColumnsToMatchSet",
+            {"column_set": known, "exact_match": True},
+            None,
+            "every column has a rule in the metadata policy",
+            "block",
+        )
+    ]
 
 
 def metadata_checks(policy: MetadataPolicy) -> list[Check]:

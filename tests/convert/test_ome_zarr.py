@@ -104,7 +104,8 @@ def test_convert_real_svs(real_slides: Path, policies_dir: Path, tmp_path: Path)
             assert scale == pytest.approx([1.0, 0.499 * lv.downsample, 0.499 * lv.downsample])
             arr: Any = group[ds["path"]]
             assert arr.shape == (3, lv.height, lv.width)
-            assert arr.chunks == (3, 512, 512) and arr.shards == (3, 4096, 4096)
+            assert arr.chunks == (3, 240, 240)  # pass-through: chunk = tile
+            assert arr.shards == (3, 3120, 2400)  # whole tiles, no more than the level needs
             assert arr.metadata.dimension_names == ("c", "y", "x")
             expect = tif.series[0].levels[i].asarray()
             assert np.array_equal(arr[:].transpose(1, 2, 0), expect)

@@ -1,4 +1,4 @@
-"""Risk policy loading is strict."""
+"""Risk policies, profile risk limits and hierarchies load strictly; shipped ones are coherent."""
 
 from __future__ import annotations
 
@@ -7,39 +7,62 @@ from pathlib import Path
 import pytest
 
 from slidegate.errors import PolicyError
+from slidegate.profile import load_policies
 from slidegate.risk.policy import load_risk_policy
+
+PROFILES = ("open-access", "controlled-access", "restricted")
 
 
 def test_shipped_policies_load(policies_dir: Path) -> None:
-    open_ = load_risk_policy(policies_dir / "risk" / "open.yaml")
-    controlled = load_risk_policy(policies_dir / "risk" / "controlled.yaml")
-    assert open_.max_prosecutor_risk == 0.5 and open_.max_mean_risk == 0.5
-    assert controlled.max_prosecutor_risk >= open_.max_prosecutor_risk
-    assert controlled.max_mean_risk >= open_.max_mean_risk
-    assert open_.quasi_identifiers == ["age", "sex", "diagnosis", "site"]
+    for name in ("open", "controlled", "restricted"):
+        pol = load_risk_policy(policies_dir / "risk" / f"{name}.yaml")
+        assert pol.quasi_identifiers == ["age", "sex", "diagnosis", "site"]
+        assert pol.sensitive == "diagnosis" and pol.image_linkage is not None
+
+
+def test_profiles_order_access_modes(policies_dir: Path) -> None:
+    lim = {n: load_policies(policies_dir, n).profile.risk_limits for n in PROFILES}
+    o, c, r = lim["open-access"], lim["controlled-access"], lim["restricted"]
+    assert o.p_attack == 1.0 and o.p_attack > c.p_attack > r.p_attack
+    # the generalisation limits name real levels of the hierarchies
+    for name in PROFILES:
+        pols = load_policies(policies_dir, name)
+        for col, level in pols.profile.risk_limits.max_levels.items():
+            ladder = pols.hierarchies.get(pols.risk.generalisation[col].hierarchy)
+            assert ladder.index(level) >= ladder.index(pols.risk.generalisation[col].released_at)
 
 
 @pytest.mark.parametrize(
     ("body", "needle"),
     [
-        ("max_prosecuter_risk: 0.5\n", "unknown key 'max_prosecuter_risk'"),
+        ("quasi_identifier: [age]\n", "unknown key 'quasi_identifier'"),
         ("p_attack: 1.0\n", "unknown key 'p_attack'"),
-        ("max_prosecutor_risk: 0\n", "max_prosecutor_risk"),
-        ("max_prosecutor_risk: 1.5\n", "max_prosecutor_risk"),
         ("quasi_identifiers: [age, age]\n", "twice"),
         ("quasi_identifiers: [age, patient]\n", "patient column"),
+        ("generalisation: {site: {hierarchy: site, released_at: detailed}}\n", "non-quasi"),
+        (
+            "image_linkage: {priors: {same_block: 1.5, other_block: 0, other_specimen: 0}}\n",
+            "same_block",
+        ),
     ],
 )
 def test_bad_risk_policy(tmp_path: Path, body: str, needle: str) -> None:
-    base = {
-        "quasi_identifiers": "quasi_identifiers: [age, sex]\n",
-        "max_prosecutor_risk": "max_prosecutor_risk: 0.5\n",
-        "max_mean_risk": "max_mean_risk: 0.3\n",
-    }
-    key = body.split(":")[0]
-    base[key] = body
+    base = {"quasi_identifiers": "quasi_identifiers: [age, sex]\n"}
+    base[body.split(":")[0]] = body
     path = tmp_path / "risk.yaml"
     path.write_text("".join(base.values()), encoding="utf-8")
     with pytest.raises(PolicyError) as err:
         load_risk_policy(path)
     assert needle in str(err.value) and str(path) in str(err.value)
+
+
+def test_profile_without_risk_limits_is_refused(policies_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "policies"
+    shutil.copytree(policies_dir, copy)
+    path = copy / "profiles" / "open-access.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("risk_limits:", "risk_limitz:"), encoding="utf-8")
+    with pytest.raises(PolicyError, match="risk_limit"):
+        load_policies(copy, "open-access")

@@ -1,0 +1,135 @@
+"""Benchmark inputs, generated at run time, deterministically, streamed (never a whole level in
+memory): SVS-like slides in the real Aperio page layout (tiled base, stripped thumbnail, reduced
+levels, label, macro) whose pixels are a histology-like texture (slidegate.synth.texture),
+mirrored periodically so any size can be written tile by tile.
+
+Also used by tests (small sizes): `zero_tiles` plants zero-length tiles (the Aperio encoder quirk)
+and `compression` picks JPEG (7) or Aperio JPEG 2000 (33003).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import imagecodecs
+import numpy as np
+import tifffile
+
+from slidegate.synth.canary import ScanTime
+from slidegate.synth.label import render_label
+from slidegate.synth.svs import LIBRARY, SvsMeta, description_tail, jpeg_strips, level_factors
+from slidegate.synth.texture import downsample, tissue_image
+
+PERIOD = 2048  # texture edge; the mirrored pattern repeats every 2 * PERIOD pixels
+SIZES: dict[str, tuple[int, int]] = {
+    "S": (8192, 8192),
+    # benchmark.md's M is ~1.5 Gpx (46000 x 32914, like CMU-1); here M is smaller so that the
+    # whole `make bench` stays near 10 minutes on a 2-core machine ("L" is the big one)
+    "M": (12288, 16384),
+    "L": (32914, 46000),  # ~1.5 Gpx, like CMU-1: on demand (--sizes S,L)
+    "J2K": (4096, 4096),
+}
+
+
+@lru_cache(maxsize=8)
+def _pattern(seed: int, factor: int) -> np.ndarray:
+    """Mirrored texture (2P x 2P), area-downsampled by `factor`; periodic with 2P / factor."""
+    tex = tissue_image(seed, (PERIOD, PERIOD), shape_seed=seed + 1000, scale=1.0)
+    # tissue everywhere: replace glass background by a second texture's stroma-rich half
+    full = np.concatenate([tex, tex[:, ::-1]], axis=1)
+    full = np.concatenate([full, full[::-1]], axis=0)
+    return downsample(full, factor) if factor > 1 else full
+
+
+def _region(pattern: np.ndarray, y: int, x: int, h: int, w: int) -> np.ndarray:
+    p = pattern.shape[0]
+    ys = (np.arange(y, y + h) % p)[:, None]
+    xs = (np.arange(x, x + w) % p)[None, :]
+    return pattern[ys, xs]
+
+
+def _encoder(compression: int, quality: int) -> Any:
+    if compression == 7:
+        return lambda a: bytes(imagecodecs.jpeg8_encode(a, level=quality))
+    return lambda a: bytes(imagecodecs.jpeg2k_encode(a, level=quality, codecformat="j2k"))
+
+
+def _tiles(
+    pattern: np.ndarray, h: int, w: int, tile: int, enc: Any, zero: frozenset[int]
+) -> Iterator[bytes]:
+    k = 0
+    for y in range(0, h, tile):
+        for x in range(0, w, tile):
+            yield (
+                b"" if k in zero else enc(np.ascontiguousarray(_region(pattern, y, x, tile, tile)))
+            )
+            k += 1
+
+
+def write_slide(
+    path: Path,
+    size: tuple[int, int],
+    *,
+    seed: int = 1,
+    tile: int = 256,
+    compression: int = 7,
+    quality: int = 80,
+    zero_tiles: tuple[int, ...] = (),
+) -> Path:
+    """Write an SVS-like slide of `size` = (height, width); return `path`."""
+    h, w = size
+    enc = _encoder(compression, quality if compression == 7 else 40)
+    meta = SvsMeta(
+        filename=f"bench-{seed}", scanscope_id="SS1234", user="0" * 8, image_id="123456789",
+        scan=ScanTime(dt.datetime(2020, 1, 2, 3, 4, 5)), software="bench", make="bench",
+        model="bench", artist="bench",
+    )  # fmt: skip
+    tail = description_tail(meta, h, w)
+    head = f"{LIBRARY} \r\n"
+    common: dict[str, Any] = {
+        "compression": compression, "photometric": "rgb", "dtype": np.uint8, "metadata": None,
+    }  # fmt: skip
+    # no `compressionargs={"outcolorspace": "RGB"}`: with it tifffile writes tags that make
+    # libvips read the (YCbCr) JPEG tiles with the wrong colours
+    zero = frozenset(zero_tiles)
+    base = _pattern(seed, 1)
+    with tifffile.TiffWriter(path, bigtiff=h * w * 3 > 2**31) as tw:
+        kind = "JPEG" if compression == 7 else "J2K"
+        tw.write(
+            _tiles(base, h, w, tile, enc, zero), shape=(h, w, 3), tile=(tile, tile),
+            description=f"{head}{w}x{h} [0,0 {w}x{h}] ({tile}x{tile}) {kind}/RGB Q={quality}"
+            + tail, subfiletype=0, **common,
+        )  # fmt: skip
+        th, tw_ = max(1, h // 64), max(1, w // 64)
+        thumb = np.ascontiguousarray(
+            _region(_pattern(seed, 64 if PERIOD >= 64 else 1), 0, 0, th, tw_)
+        )
+        tw.write(
+            jpeg_strips(thumb, 16), shape=thumb.shape, rowsperstrip=16,
+            description=f"{head}{w}x{h} -> {tw_}x{th} - {tail}", subfiletype=0,
+            compression="jpeg", photometric="rgb", dtype=np.uint8, metadata=None,
+        )  # fmt: skip
+        for f in level_factors(h, w):
+            lh, lw = h // f, w // f
+            tw.write(
+                _tiles(_pattern(seed, f), lh, lw, tile, enc, frozenset()), shape=(lh, lw, 3),
+                tile=(tile, tile), description=f"{head}{w}x{h} -> {lw}x{lh} - {tail}",
+                subfiletype=0, **common,
+            )  # fmt: skip
+        label = render_label(["BENCH", f"seed {seed}"])
+        tw.write(
+            label, photometric="rgb", compression="lzw", predictor=True, rowsperstrip=16,
+            description=f"{LIBRARY}\r\nlabel {label.shape[1]}x{label.shape[0]}", subfiletype=1,
+            metadata=None,
+        )  # fmt: skip
+        macro = np.ascontiguousarray(_region(_pattern(seed, 16), 0, 0, 400, 1200))
+        tw.write(
+            jpeg_strips(macro, 16), shape=macro.shape, rowsperstrip=16,
+            description=f"{LIBRARY}\r\nmacro 1200x400", subfiletype=9, compression="jpeg",
+            photometric="rgb", dtype=np.uint8, metadata=None,
+        )  # fmt: skip
+    return path

@@ -1,0 +1,121 @@
+"""T4: the same cohort through the Prefect + Dask flow (dry run) vs the core stage functions in
+a plain loop. Runs in its own process (`python -m bench.orchestration WORK`): it starts a
+Prefect server of its own on a free loopback port and sets PREFECT_API_URL for its Dask workers.
+
+Per-slide work is the real one (inventory, de-identify + convert, audit re-open) plus the
+cohort decision (risk + Great Expectations), in both arms. Overhead = flow - loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+SLIDES = 20
+SPEED_SLIDES = 8
+BASE = (2048, 2048)  # the synthetic cohort generator is slow at S size (8k)
+
+
+def _cohort(work: Path) -> Path:
+    from slidegate.synth import generate_cohort
+
+    root = work / f"t4-cohort-{SLIDES}-{BASE[0]}x{BASE[1]}"
+    if not (root / "cohort.csv").exists():
+        generate_cohort(root, slides=SLIDES, patients=10, seed=5, base_size=BASE)
+    for name, rows in (("all", SLIDES), ("speed", SPEED_SLIDES)):
+        lines = (root / "cohort.csv").read_text().splitlines()
+        (root / f"{name}.csv").write_text("\n".join(lines[: rows + 1]) + "\n")
+        (root / f"{name}.yaml").write_text(
+            f"release: t4-{name}\nsource: slides\ncohort: {name}.csv\nprofile: open-access\n"
+            f"target: {root / 'target'}\n"
+        )
+    return root
+
+
+def _loop(spec: Path, work: Path) -> float:
+    from slidegate.settings import Settings
+    from slidegate.stages.cohort import decide_cohort
+    from slidegate.stages.context import prepare_release
+    from slidegate.stages.slide import audit, deidentify, inventory
+
+    shutil.rmtree(work, ignore_errors=True)
+    t0 = time.perf_counter()
+    ctx = prepare_release(spec, Settings(work_dir=work))
+    reports = [audit(ctx, deidentify(ctx, inventory(ctx, s))) for s in ctx.slides]
+    decide_cohort(ctx, reports)
+    return time.perf_counter() - t0
+
+
+def _flow(spec: Path, work: Path, workers: int) -> float:
+    from flows.release import dask_runner, release_cohort
+    from slidegate.settings import Settings
+
+    shutil.rmtree(work, ignore_errors=True)
+    settings = Settings(work_dir=work, n_workers=workers)
+    t0 = time.perf_counter()
+    result = release_cohort.with_options(task_runner=dask_runner(settings))(
+        spec=str(spec), dry_run=True, settings=settings
+    )
+    elapsed = time.perf_counter() - t0
+    counts = result.get("counts", {}) if isinstance(result, dict) else {}
+    if not counts:
+        raise RuntimeError("flow returned no slide counts")
+    return elapsed
+
+
+def run(work: Path) -> dict[str, Any]:
+    from flows.server import offline_env, start_server, stop_pid
+
+    root = _cohort(work)
+    home = work / "t4-prefect"
+    offline_env(os.environ, home)
+    os.environ["PREFECT_HOME"] = str(home)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = start_server(home, port, os.environ)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        loop_s = _loop(root / "all.yaml", work / "t4-loop")
+        try:
+            flow_s = _flow(root / "all.yaml", work / "t4-flow1", 1)
+            speed1 = _flow(root / "speed.yaml", work / "t4-speed1", 1)
+            speed2 = _flow(root / "speed.yaml", work / "t4-speed2", 2)
+        except Exception as exc:  # the flow arm failed: keep the loop figure
+            return {"error": f"flow failed: {type(exc).__name__}: {str(exc)[:200]}",
+                    "slides": SLIDES, "loop_s": loop_s}  # fmt: skip
+    finally:
+        if server.pid is not None:
+            stop_pid(server.pid)
+    over = flow_s - loop_s
+    return {
+        "slides": SLIDES, "slide_shape": BASE, "speed_slides": SPEED_SLIDES,
+        "loop_s": loop_s, "flow_s": flow_s, "overhead_per_slide_s": over / SLIDES,
+        "overhead_share": over / flow_s, "speed_1_worker_s": speed1, "speed_2_workers_s": speed2,
+        "speedup_2_vs_1": speed1 / speed2, "reps": 1,
+    }  # fmt: skip
+
+
+def run_t4(work: Path) -> dict[str, Any]:
+    """Run T4 in a child process (own environment, own Prefect server); never raises."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.orchestration", str(work)],
+        capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    for line in proc.stdout.splitlines():
+        if line.startswith("T4 "):
+            result: dict[str, Any] = json.loads(line[3:])
+            print(f"T4: {result}", flush=True)
+            return result
+    return {"error": (proc.stderr or proc.stdout)[-600:]}
+
+
+if __name__ == "__main__":
+    print("T4 " + json.dumps(run(Path(sys.argv[1]))), flush=True)

@@ -1,0 +1,88 @@
+"""Shards assembled by slidegate from already-encoded chunk payloads (Zarr v3 sharding_indexed).
+
+Layout (zarr v3 sharding spec, index at the end, index codecs [bytes little-endian, crc32c]):
+the chunk payloads back to back, then an index of one (offset, nbytes) uint64 pair per inner
+chunk in C order over the shard's chunk grid, then the crc32c of the index (uint32 LE). A missing
+chunk has offset = nbytes = 2**64 - 1 and reads as the fill value. zarr has no public API to put
+pre-encoded chunks into a shard, hence this module; `tests/convert` checks zarr reads the result.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import google_crc32c
+import numpy as np
+import zarr
+from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
+
+EMPTY = np.uint64(2**64 - 1)
+
+
+def check_layout(arr: zarr.Array) -> None:
+    """Refuse an array whose shard layout is not the one `shard_bytes` writes."""
+    codecs: Any = arr.metadata.codecs  # type: ignore[union-attr]
+    ok = len(codecs) == 1 and isinstance(codecs[0], ShardingCodec)
+    if ok:
+        sharding = codecs[0]
+        index = [type(c) for c in sharding.index_codecs]
+        ok = sharding.index_location.value == "end" and index == [BytesCodec, Crc32cCodec]
+        ok = ok and all(
+            getattr(c, "endian", None) in (None, "little")
+            or getattr(getattr(c, "endian", None), "value", "") == "little"
+            for c in sharding.index_codecs
+        )
+    if not ok:
+        raise ValueError("array is not sharded with an end index [bytes, crc32c]")
+
+
+def shard_bytes(payloads: Sequence[bytes | None]) -> bytes | None:
+    """One shard from its inner chunks' encoded bytes, in C order (None = missing chunk).
+    Returns None when every chunk is missing (the shard is then not written at all)."""
+    if all(p is None for p in payloads):
+        return None
+    index = np.full((len(payloads), 2), EMPTY, dtype="<u8")
+    parts: list[bytes] = []
+    offset = 0
+    for i, payload in enumerate(payloads):
+        if payload is None:
+            continue
+        index[i] = (offset, len(payload))
+        parts.append(payload)
+        offset += len(payload)
+    raw_index = index.tobytes()
+    crc = np.uint32(google_crc32c.value(raw_index)).astype("<u4").tobytes()
+    parts.append(raw_index)
+    parts.append(crc)
+    return b"".join(parts)
+
+
+def shard_path(array_dir: Path, coords: Sequence[int]) -> Path:
+    """Where the shard at shard-grid `coords` lives (default chunk key encoding, "/")."""
+    return array_dir.joinpath("c", *(str(int(c)) for c in coords))
+
+
+def write_shard(array_dir: Path, coords: Sequence[int], payloads: Sequence[bytes | None]) -> int:
+    """Write one shard file; return its size (0 when every chunk is missing)."""
+    data = shard_bytes(payloads)
+    if data is None:
+        return 0
+    path = shard_path(array_dir, coords)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+    return len(data)
+
+
+def read_index(data: bytes, n_chunks: int) -> np.ndarray:
+    """(offset, nbytes) per inner chunk of a shard written here; checks the crc32c."""
+    size = n_chunks * 16
+    raw, crc = data[-size - 4 : -4], data[-4:]
+    if np.frombuffer(crc, "<u4")[0] != google_crc32c.value(raw):
+        raise ValueError("shard index checksum mismatch")
+    return np.frombuffer(raw, "<u8").reshape(n_chunks, 2)
