@@ -197,22 +197,23 @@ def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
     reports = []
     log = logging.getLogger("slidegate.flow")
     for slide_id, fut in chains.items():
-        state = fut.state
-        if state.is_completed():
+        # the result, not `fut.state`: right after as_completed the state can still lag behind
+        if _exception(fut) is None:
             reports.append(fut.result())
-        else:
-            exc = explain(_first_failure(stages[slide_id]), ctx.settings)
-            log.error("slide %s failed after retries: %s", slide_id, type(exc).__name__)
-            reports.append(failed(slide_id, ctx.pseudonyms[slide_id], exc))
+            continue
+        exc = explain(_first_failure(stages[slide_id]), ctx.settings)
+        log.error("slide %s failed after retries: %s", slide_id, type(exc).__name__)
+        reports.append(failed(slide_id, ctx.pseudonyms[slide_id], exc))
     return reports
 
 
 def _first_failure(futures: list[PrefectFuture[SlideReport]]) -> BaseException | None:
     """The exception of the first stage that failed (later stages only say 'upstream')."""
     for fut in futures:
-        if not fut.state.is_completed():
-            return _exception(fut)
-    return _exception(futures[-1])
+        exc = _exception(fut)
+        if exc is not None:
+            return exc
+    return None
 
 
 def _exception(fut: PrefectFuture[SlideReport]) -> BaseException | None:

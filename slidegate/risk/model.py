@@ -217,7 +217,8 @@ class RiskModel:
 
         # (3) cap slides per patient, keeping the least linkable
         if not passed:
-            most = int(self.table.groupby(self.policy.patient_column).size().max())
+            sizes = self.table.groupby(self.policy.patient_column).size()
+            most = int(sizes.max()) if len(sizes) else 0  # no slide left: nothing to cap
             for cap in range(most - 1, lim.min_slides_per_patient - 1, -1):
                 state.cap = cap
                 ev = self.evaluate(state)
