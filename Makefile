@@ -26,8 +26,16 @@ venv: $(STAMP)
 demo: venv
 	$(VENV)/bin/slidegate demo $(DEMO_ARGS)
 
-test: venv
-	$(PY) -m pytest
+ORACLE := .venv-oracle
+ORACLE_STAMP := $(ORACLE)/.installed-stamp
+
+$(ORACLE_STAMP): tests/oracle-requirements.txt
+	$(PYTHON) -m venv $(ORACLE)
+	$(ORACLE)/bin/pip install -q -r tests/oracle-requirements.txt
+	touch $(ORACLE_STAMP)
+
+test: venv $(ORACLE_STAMP)
+	SLIDEGATE_PYCANON_PYTHON=$(CURDIR)/$(ORACLE)/bin/python $(PY) -m pytest
 
 # opt-in benchmark (bench/run.py): inputs generated at run time into bench/work/
 BENCH_ARGS ?= --t4
