@@ -9,7 +9,6 @@ anything else -> Unsupported. Sources are opened read-only.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import tifffile
 
 from slidegate.errors import CorruptSlideError, UnsupportedSlideError
 from slidegate.formats import bif, generic_tiff, ndpi, ome_tiff, philips, qptiff, scn, svs
+from slidegate.formats.registry import content_sha256
 from slidegate.formats.tiff import Layout, associated_image, level_facts, open_tiff, resolution_mpp
 from slidegate.models import MetadataField, SlideFacts
 
@@ -106,16 +106,6 @@ def detect_format(path: Path) -> str:
         return classify(tif, path)
 
 
-def _sha256(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def read_facts(path: Path, slide_id: str) -> SlideFacts:
     """Inventory one slide: format, levels, associated images, every metadata field, hash."""
     path = Path(path)
@@ -130,7 +120,7 @@ def read_facts(path: Path, slide_id: str) -> SlideFacts:
         fields = vendor.fields(tif)
         mpp_y, mpp_x = vendor.mpp(tif, lay)
     try:
-        sha, size = _sha256(path)
+        sha, size = content_sha256(path)
     except OSError as exc:
         raise CorruptSlideError(
             f"cannot read slide {path} to hash it: {exc.strerror}; check the file",
