@@ -56,6 +56,7 @@ def start_server(
     api_url = f"http://127.0.0.1:{port}/api"
     child_env = dict(env)
     child_env.pop("PREFECT_API_URL", None)
+    child_env["PREFECT_UI_API_URL"] = api_url  # the UI in the browser talks to this server
     child_env["PREFECT_HOME"] = str(home)
     log = open(home / "server.log", "ab")  # noqa: SIM115 - the detached child owns it
     proc = subprocess.Popen(

@@ -16,6 +16,9 @@ from slidegate.models import DeidPlan, SlideFacts
 
 MIN_LENGTH = 4
 MIN_NUMERIC_LENGTH = 6
+#: a longer value (an XML document, a long free text) is searched by its first characters:
+#: any copy of the whole value contains them, and the scan pattern stays small
+MAX_NEEDLE_CHARS = 512
 
 #: words that appear in every OME-Zarr output (codec, dtype, axis names...): never a needle
 GENERIC_WORDS = frozenset(
@@ -174,7 +177,7 @@ def phi_needles(
         if too_short(value) or low in GENERIC_WORDS or any(low in v for v in legit):
             skipped[name] = skipped.get(name, 0) + 1
             return
-        data = value.encode("utf-8")
+        data = value[:MAX_NEEDLE_CHARS].encode("utf-8")
         unique, n = label, 1
         while unique in needles:
             n += 1

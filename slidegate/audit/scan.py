@@ -125,11 +125,14 @@ def _compile(needles: Mapping[str, bytes], text: bool) -> _Matcher | None:
         return None
     # A needle that is a prefix of a longer one at the same position is reported with it.
     words = sorted(labels)
+    lengths = sorted({len(w) for w in words})  # few distinct lengths: no per-byte prefix walk
     full: dict[bytes, frozenset[str]] = {}
     for w in words:
         acc = set(labels[w])
-        for i in range(1, len(w)):
-            acc |= labels.get(w[:i], set())
+        for n in lengths:
+            if n >= len(w):
+                break
+            acc |= labels.get(w[:n], set())
         full[w] = frozenset(acc)
     # text files are lowercased before the search (fast), instead of re.IGNORECASE (slow)
     pattern = re.compile(_trie_regex(words), re.DOTALL)
