@@ -6,9 +6,12 @@ How each output level is judged (see `rules_for`):
   only where two decoders of the same lossy source legitimately differ, e.g. DICOM YBR);
 - levels written as JPEG (`conversion.mode: jpeg`, uint8 with 1 or 3 samples): every
   `BLOCK` x `BLOCK` block of every region has a PSNR against the reference of at least
-  `psnr_floor(quality)` dB. The floor is far below what JPEG at that quality gives on slide
-  content (synthetic and real H&E blocks: 35-58 dB at Q 50-95) and far above what a damaged
-  output gives (a chunk of zeros, a tile from elsewhere, another level: < 20 dB);
+  `psnr_floor(quality)` dB: 27 at Q >= 80, 24 at Q 50-79, 20 below. Measured (imagecodecs
+  JPEG, 256 px blocks): synthetic tissue 34-41 dB at Q 30-95, the same 4x downsampled (denser
+  detail, as derived levels are) 29-36 dB, the bench texture's derived levels >= 30.5 dB at
+  Q 85; damage is far lower: a chunk of zeros 1-5 dB, a shifted or wrong-level tile 7-16 dB.
+  (Pure random noise loses its chroma to 4:2:0 subsampling, ~12 dB at any quality: not slide
+  content, and such a slide fails here rather than pass unchecked.)
 - derived levels of the 2x pyramid (`conversion.pyramid: 2x`): level k is compared with the
   area average of 2^k x 2^k blocks of the source base level, computed here in floating point
   (edge replicated at odd sizes, as the writer's rule says), never with the writer's code. The
@@ -37,9 +40,9 @@ Reader = Callable[[slice, slice], np.ndarray]
 def psnr_floor(quality: int) -> float:
     """Lowest PSNR (dB) accepted for a JPEG output level written at `quality`."""
     if quality >= 80:
-        return 30.0
+        return 27.0
     if quality >= 50:
-        return 25.0
+        return 24.0
     return 20.0
 
 
