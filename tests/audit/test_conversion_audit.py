@@ -79,12 +79,13 @@ def test_jpeg_derived_level_with_wrong_pixels_is_caught(jpeg_2x, svs: Path) -> N
     assert "area average" in problems[0]
 
 
+@pytest.mark.parametrize("mode", ["lossless", "passthrough"])
 def test_lossless_2x_is_exact_to_rounding_and_one_pixel_off_is_caught(
-    svs: Path, policies_dir: Path, tmp_path: Path
+    svs: Path, policies_dir: Path, tmp_path: Path, mode: str
 ) -> None:
-    opts = ConvertOptions(mode="lossless", pyramid="2x", chunk=256, shard=512)
+    opts = ConvertOptions(mode=mode, pyramid="2x", chunk=256, shard=512)  # type: ignore[arg-type]
     out = tmp_path / "o.ome.zarr"
-    plan = _convert(svs, policies_dir, out, mode="lossless", pyramid="2x", chunk=256, shard=512)
+    plan = _convert(svs, policies_dir, out, mode=mode, pyramid="2x", chunk=256, shard=512)
     assert verify_output(out, plan, svs, conversion=opts) == []
     arr = _array(out, 2)
     pixel = np.asarray(arr[:, 10:11, 20:21]).astype(int)
@@ -164,3 +165,19 @@ def test_synthetic_mrxs_pixels_checked(policies_dir: Path, tmp_path: Path) -> No
     out2 = tmp_path / "j.ome.zarr"
     _convert(source, policies_dir, out2, mode="jpeg", quality=90)
     assert verify_output(out2, plan, source, conversion=jpeg) == []
+
+
+@pytest.mark.parametrize("mode", ["jpeg", "lossless"])
+def test_real_dicom_jpeg_and_2x_checked_by_pydicom(
+    real_slides: Path, policies_dir: Path, tmp_path: Path, mode: str
+) -> None:
+    """DICOM frames read back one by one with pydicom for the JPEG and 2x comparisons."""
+    source = real_slides / "dicom-wsi" / "cmu-1-small-region-wsi2dcm"
+    opts = ConvertOptions(mode=mode, quality=90, pyramid="2x")  # type: ignore[arg-type]
+    out = tmp_path / "o.ome.zarr"
+    plan = _convert(source, policies_dir, out, mode=mode, quality=90, pyramid="2x")
+    assert verify_output(out, plan, source, conversion=opts) == []
+    _array(out, 1)[:, :256, :256] = 0
+    problems = verify_output(out, plan, source, conversion=opts)
+    assert len(problems) == 1 and problems[0].startswith("level 1:"), problems
+    assert "pydicom's decode" in problems[0]
