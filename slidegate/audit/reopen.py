@@ -149,6 +149,8 @@ def verify_output(
     """Check the OME-Zarr at `out` against `plan` and the `source` slide. Empty list = good.
     `conversion`: how it was written (mode, quality, pyramid); default pass-through, native."""
     conv: Conversion = conversion or _Written()
+    if not plan.levels:
+        return ["the plan has no pyramid level to compare with"]
     try:
         group = zarr.open_group(str(out), mode="r")
     except Exception:
