@@ -13,8 +13,9 @@ from pathlib import Path
 import tifffile
 
 from slidegate.audit.needles import Needles, phi_needles
-from slidegate.audit.reopen import verify_output
+from slidegate.audit.reopen import Conversion, verify_output
 from slidegate.audit.scan import scan_tree
+from slidegate.audit.vendor_pixels import czi_sniff, mrxs_sniff
 from slidegate.formats.dicom_layout import sniff as dicom_sniff
 from slidegate.models import DeidPlan, Finding, SlideFacts
 
@@ -28,14 +29,17 @@ class AuditResult:
     problems: tuple[str, ...]
     needles: int  # number of values searched for
     skipped: dict[str, int] = field(default_factory=dict)  # field -> values not searched
-    pixels_checked: bool = True  # False when tifffile cannot read the source (e.g. DICOM, MRXS)
+    pixels_checked: bool = True  # False when no independent reader opens the source
 
     @property
     def skipped_total(self) -> int:
         return sum(self.skipped.values())
 
 
-def _tiff_readable(source: Path) -> bool:
+def _readable(source: Path) -> bool:
+    """An independent reader of the audit opens this source (sources.py)."""
+    if dicom_sniff(source) or czi_sniff(source) or mrxs_sniff(source):
+        return True
     try:
         with tifffile.TiffFile(str(source)):
             return True
@@ -50,14 +54,18 @@ def audit_output(
     canaries: Sequence[tuple[str, str]] = (),
     *,
     tolerance: int = 0,
+    conversion: Conversion | None = None,
 ) -> AuditResult:
     """Scan every byte under `out` for the PHI values of `facts` that `plan` removes (and the
-    canaries), then re-open `out` and compare it with the plan and the source pixels."""
+    canaries), then re-open `out` and compare it with the plan and the source pixels, as
+    written with `conversion` (the profile's mode, quality, pyramid; default pass-through)."""
     needles = phi_needles(facts, plan, canaries)
     findings = scan_tree(out, needles.needles)
     source = Path(facts.source_path)
-    readable = _tiff_readable(source) or dicom_sniff(source)
-    problems = verify_output(out, plan, source, tolerance=tolerance, compare_pixels=readable)
+    readable = _readable(source)
+    problems = verify_output(
+        out, plan, source, tolerance=tolerance, compare_pixels=readable, conversion=conversion
+    )
     return AuditResult(
         ok=not findings and not problems,
         findings=findings,

@@ -1,30 +1,59 @@
 """Re-open an OME-Zarr output with independent readers and compare it with the plan and source.
 
-The output is read with zarr directly and the source with tifffile directly (not with
-slidegate's converter code), so a converter bug cannot hide itself. Problem texts name the level
-and what differs (shape, scale, pixels); they never contain a metadata value or a file name
-from the output (a name could carry PHI): unexpected entries are counted.
+The output is read with zarr directly and the source with an independent reader (sources.py:
+tifffile, pydicom, czifile, OpenSlide; never slidegate's converter or readers), so a converter
+bug cannot hide itself. The conversion the slide was written with (`conversion`: the profile's
+mode, quality and pyramid) decides what is expected: the planned levels, or the 2x pyramid
+rebuilt from the base, and how pixels are judged (pixels.py: exact, or a PSNR floor for JPEG
+output, derived levels against the audit's own area average). Problem texts name the level and
+what differs (shape, scale, pixels); they never contain a metadata value or a file name from
+the output (a name could carry PHI): unexpected entries are counted.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-import tifffile
 import zarr
 
-from slidegate.formats.dicom_layout import sniff as dicom_sniff
+from slidegate.audit.pixels import Rule, compare_derived, compare_level, rules_for
+from slidegate.audit.sources import DicomSource, Source, open_source
 from slidegate.formats.dicom_verify import compare_dicom_levels
 from slidegate.models import DeidPlan, LevelFacts
 
-REGION = 2048
 SCALE_RTOL = 1e-2  # per-axis downsample of a native pyramid may differ slightly from the mean
 
 _V3_META = {"zarr.json"}
+
+
+class Conversion(Protocol):
+    """How the slide was written: the profile's `conversion:` (or the writer's options)."""
+
+    @property
+    def mode(self) -> str: ...
+    @property
+    def quality(self) -> int: ...
+    @property
+    def pyramid(self) -> str: ...
+
+
+def expected_shapes(plan: DeidPlan, pyramid: str, levels: int) -> list[tuple[int, int]]:
+    """(height, width) per output level: the planned levels, or base then halved (ceil) for
+    the 2x pyramid (as many levels as the output lists, at least one)."""
+    if pyramid != "2x":
+        return [(lv.height, lv.width) for lv in plan.levels]
+    shapes = [(plan.levels[0].height, plan.levels[0].width)]
+    for _ in range(1, max(levels, 1)):
+        h, w = shapes[-1]
+        shapes.append((-(-h // 2), -(-w // 2)))
+    return shapes
+
+
 _V2_META = {".zattrs", ".zgroup", ".zmetadata"}
 
 
@@ -45,9 +74,8 @@ def _multiscales(attrs: Mapping[str, Any], zarr_format: int) -> tuple[list[Any] 
     return ms, ""
 
 
-def _structure(group: zarr.Group, out: Path, plan: DeidPlan, ms: list[Any]) -> list[str]:
+def _structure(group: zarr.Group, out: Path, n: int, ms: list[Any]) -> list[str]:
     problems: list[str] = []
-    n = len(plan.levels)
     expected = [str(i) for i in range(n)]
     datasets = ms[0].get("datasets", [])
     paths = [d.get("path") for d in datasets if isinstance(d, Mapping)]
@@ -76,7 +104,7 @@ def _structure(group: zarr.Group, out: Path, plan: DeidPlan, ms: list[Any]) -> l
 
 
 def _scale_problems(
-    i: int, lv: LevelFacts, dataset: Mapping[str, Any], plan: DeidPlan
+    i: int, shape: tuple[int, int], dataset: Mapping[str, Any], plan: DeidPlan
 ) -> list[str]:
     transforms = dataset.get("coordinateTransformations", [])
     scales = [
@@ -88,8 +116,8 @@ def _scale_problems(
     problems = []
     base = plan.levels[0]
     per_axis = (
-        ("y", plan.mpp_y, scale[1], base.height / lv.height),
-        ("x", plan.mpp_x, scale[2], base.width / lv.width),
+        ("y", plan.mpp_y, scale[1], base.height / shape[0]),
+        ("x", plan.mpp_x, scale[2], base.width / shape[1]),
     )  # per-axis downsample, as written (tiny levels of a native pyramid are not square)
     for axis, mpp, got, downsample in per_axis:
         if mpp is None:
@@ -100,82 +128,13 @@ def _scale_problems(
     return problems
 
 
-def _regions(height: int, width: int, step: int) -> Iterator[tuple[slice, slice]]:
-    for y in range(0, height, step):
-        for x in range(0, width, step):
-            yield slice(y, min(y + step, height)), slice(x, min(x + step, width))
+@dataclass(frozen=True)
+class _Written:
+    """Default conversion: pass-through (lossless where a level cannot pass through), native."""
 
-
-def _source_region(src: Any, axes: str, ys: slice, xs: slice) -> np.ndarray:
-    """Read a region of a tifffile page array and return it as (samples, y, x)."""
-    index: list[Any] = []
-    kept: list[str] = []
-    for ax, size in zip(axes, src.shape, strict=True):
-        if ax == "Y":
-            index.append(ys)
-        elif ax == "X":
-            index.append(xs)
-        elif ax == "S":
-            index.append(slice(None))
-        elif size == 1:
-            index.append(0)
-            continue
-        else:
-            raise ValueError(f"unsupported page axis {ax}")
-        kept.append(ax)
-    region = np.asarray(src[tuple(index)])
-    if "S" not in kept:
-        region = region[..., np.newaxis]
-        kept.append("S")
-    return np.transpose(region, [kept.index(a) for a in "SYX"])
-
-
-def _source_page(tf: tifffile.TiffFile, lv: LevelFacts) -> tifffile.TiffPage | None:
-    """The source page holding this level, found by tifffile itself: the planned page index,
-    else any pyramid level of tifffile's series (SubIFD levels live below their parent page)."""
-    candidates: list[Any] = [tf.pages[lv.page]] if lv.page < len(tf.pages) else []
-    candidates += [level.keyframe for series in tf.series for level in series.levels]
-    for page in candidates:
-        if isinstance(page, tifffile.TiffPage) and "Y" in page.axes and "X" in page.axes:
-            shape = (page.shape[page.axes.index("Y")], page.shape[page.axes.index("X")])
-            if shape == (lv.height, lv.width):
-                return page
-    return None
-
-
-def _channel_pages(tf: tifffile.TiffFile, page: tifffile.TiffPage) -> list[tifffile.TiffPage]:
-    """The pages of the level `page` starts, as tifffile's series group them (one page per
-    channel in QPTIFF, planar OME-TIFF, SCN fluorescence); just `page` otherwise."""
-    for series in tf.series:
-        for level in series.levels:
-            items = [p.aspage() if isinstance(p, tifffile.TiffFrame) else p for p in level.pages]
-            pages = [p for p in items if isinstance(p, tifffile.TiffPage)]
-            if len(pages) > 1 and pages[0].offset == page.offset and "S" not in page.axes:
-                return pages
-    return [page]
-
-
-def _compare_level(
-    i: int, lv: LevelFacts, arr: zarr.Array, tf: tifffile.TiffFile, tolerance: int
-) -> str | None:
-    page = _source_page(tf, lv)
-    if page is None:
-        return f"level {i}: no page of the source has the planned size"
-    srcs = [(zarr.open_array(p.aszarr(), mode="r"), p.axes) for p in _channel_pages(tf, page)]
-    wide = np.float64 if arr.dtype.kind == "f" else np.int64
-    step = REGION
-    for ys, xs in _regions(lv.height, lv.width, step):
-        a = np.asarray(arr[:, ys, xs])
-        b = np.concatenate([_source_region(src, axes, ys, xs) for src, axes in srcs], axis=0)
-        if a.shape != b.shape:
-            return f"level {i}: samples per pixel differ from the source"
-        diff = np.abs(a.astype(wide) - b.astype(wide)).max(initial=0)
-        if diff > tolerance:
-            return (
-                f"level {i}: pixels differ from the source (max difference {diff} > tolerance "
-                f"{tolerance}) in the region at y={ys.start}, x={xs.start}"
-            )
-    return None
+    mode: str = "passthrough"
+    quality: int = 90
+    pyramid: str = "native"
 
 
 def verify_output(
@@ -185,8 +144,13 @@ def verify_output(
     *,
     tolerance: int = 0,
     compare_pixels: bool = True,
+    conversion: Conversion | None = None,
 ) -> list[str]:
-    """Check the OME-Zarr at `out` against `plan` and the `source` slide. Empty list = good."""
+    """Check the OME-Zarr at `out` against `plan` and the `source` slide. Empty list = good.
+    `conversion`: how it was written (mode, quality, pyramid); default pass-through, native."""
+    conv: Conversion = conversion or _Written()
+    if not plan.levels:
+        return ["the plan has no pyramid level to compare with"]
     try:
         group = zarr.open_group(str(out), mode="r")
     except Exception:
@@ -195,39 +159,85 @@ def verify_output(
     ms, why = _multiscales(group.attrs.asdict(), zarr_format)
     if ms is None:
         return [why]
-    problems = _structure(group, Path(out), plan, ms)
     datasets = ms[0].get("datasets", [])
+    shapes = expected_shapes(plan, conv.pyramid, len(datasets))
+    problems = _structure(group, Path(out), len(shapes), ms)
+    base = plan.levels[0]
     arrays: dict[int, zarr.Array] = {}
-    for i, lv in enumerate(plan.levels):
+    for i, shape in enumerate(shapes):
+        lv = plan.levels[i] if conv.pyramid != "2x" else base
         try:
             arr = group[str(i)]
         except KeyError:
             continue  # reported by _structure
         if not isinstance(arr, zarr.Array):
             continue
-        if tuple(arr.shape) != (lv.samples, lv.height, lv.width):
+        if tuple(arr.shape) != (lv.samples, *shape):
             problems.append(f"level {i}: shape is not (samples, height, width) of the plan")
             continue
         if arr.dtype != np.dtype(lv.dtype):
             problems.append(f"level {i}: data type differs from the source")
             continue
         if i < len(datasets) and isinstance(datasets[i], Mapping):
-            problems.extend(_scale_problems(i, lv, datasets[i], plan))
+            problems.extend(_scale_problems(i, shape, datasets[i], plan))
         arrays[i] = arr
     if not compare_pixels:
         return problems
-    if dicom_sniff(Path(source)):  # DICOM WSI: pydicom's own decode of the source frames
-        return [*problems, *compare_dicom_levels(arrays, plan, Path(source))]
     try:
-        tf = tifffile.TiffFile(str(source))  # opened read-only ("rb")
-    except Exception:
-        return [*problems, "source cannot be re-read with tifffile; pixels not compared"]
-    with tf:
-        for i, arr in arrays.items():
-            try:
-                problem = _compare_level(i, plan.levels[i], arr, tf, tolerance)
-            except Exception as exc:  # a decode error in either file
-                problem = f"level {i}: pixels could not be compared ({type(exc).__name__})"
-            if problem:
-                problems.append(problem)
+        with open_source(Path(source)) as src:
+            if src is None:
+                return [*problems, "source cannot be re-read independently; pixels not compared"]
+            problems += _compare(arrays, plan, Path(source), src, conv, tolerance)
+    except Exception as exc:  # the source cannot be opened by its independent reader
+        problems.append(f"source could not be re-read ({type(exc).__name__}); pixels not compared")
     return problems
+
+
+def _compare(
+    arrays: Mapping[int, zarr.Array],
+    plan: DeidPlan,
+    source: Path,
+    src: Source,
+    conv: Conversion,
+    tolerance: int,
+) -> list[str]:
+    derived = conv.pyramid == "2x"
+    native = {i: a for i, a in arrays.items() if not (derived and i > 0)}
+    base = plan.levels[0]
+    rules = rules_for(
+        conv.mode,
+        conv.quality,
+        base.dtype,
+        base.samples,
+        max(arrays, default=0) + 1,
+        derived,
+        max(tolerance, src.tolerance),
+    )
+    problems: list[str] = []
+    lossy = rules[0].psnr is not None
+    if isinstance(src, DicomSource) and not lossy:  # frame by frame, pydicom's own offsets
+        problems += compare_dicom_levels(native, plan, source)
+    else:
+        for i, arr in native.items():
+            problems += _native(i, arr, plan.levels[i], src, rules[i])
+    rest = {k: a for k, a in arrays.items() if derived and k > 0}
+    if rest:
+        read = src.level(base)
+        if read is None:
+            return [*problems, "level 0: no level of the source has the planned size"]
+        try:
+            problems += compare_derived(rest, read, (base.height, base.width), rules, src.name)
+        except Exception as exc:  # a decode error in either file
+            problems.append(f"derived levels: pixels could not be compared ({type(exc).__name__})")
+    return problems
+
+
+def _native(i: int, arr: zarr.Array, lv: LevelFacts, src: Source, rule: Rule) -> list[str]:
+    read = src.level(lv)
+    if read is None:
+        return [f"level {i}: no level of the source has the planned size"]
+    try:
+        problem = compare_level(i, arr, read, (lv.height, lv.width), rule, src.name)
+    except Exception as exc:  # a decode error in either file
+        problem = f"level {i}: pixels could not be compared ({type(exc).__name__})"
+    return [problem] if problem else []

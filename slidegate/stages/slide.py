@@ -102,7 +102,13 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         return report
     facts = SlideFacts.load(Path(report.facts_path))
     plan = DeidPlan.model_validate_json(ctx.plan_path(report.pseudonym).read_text("utf-8"))
-    result = audit_output(Path(report.output_path), facts, plan, ctx.canaries())
+    result = audit_output(
+        Path(report.output_path),
+        facts,
+        plan,
+        ctx.canaries(),
+        conversion=ctx.policies.profile.conversion,
+    )
     record = {
         "pseudonym": report.pseudonym,
         "needles": result.needles,
