@@ -11,17 +11,52 @@ values.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import tifffile
 
 from slidegate.convert.tiles import TiffTiles
+from slidegate.formats.dicom_copy import STRUCTURE
 from slidegate.formats.dicom_reader import open_dicom
 from slidegate.formats.tiff_copy import ALLOWED_TAGS, BATCH, LIBRARY
 from slidegate.models import DeidPlan
 
 #: plan format -> OpenSlide's `openslide.vendor` for the copy
 VENDORS = {"svs": "aperio", "tiff": "generic-tiff", "dicom": "dicom"}
+#: root of the UIDs the DICOM standard itself defines (transfer syntaxes, SOP classes)
+STANDARD_UID_ROOT = b"1.2.840.10008."
+_LABEL_SUFFIX = re.compile(r"(\[date\])?(#\d+)?$")
+
+
+def _paths(allowed: Mapping[str, object], prefix: str) -> Iterator[str]:
+    for keyword, children in allowed.items():
+        if isinstance(children, dict):
+            yield from _paths(children, f"{prefix}.{keyword}")
+        elif not keyword.endswith("UID"):  # UIDs are remapped: their source value stays a needle
+            yield f"{prefix}.{keyword}"
+
+
+#: DICOM fields a copy carries by design (formats/dicom_copy.py STRUCTURE): pixel geometry,
+#: optics codes, offsets on the glass; technical, so not searched for in a DICOM copy
+DICOM_STRUCTURAL = frozenset(_paths(STRUCTURE, "dicom"))
+
+
+def copy_needles(needles: Mapping[str, bytes], fmt: str) -> dict[str, bytes]:
+    """The audit's needles for an original-format copy. A TIFF copy carries no source metadata
+    value: every needle stays. A DICOM copy carries the technical attributes of
+    `DICOM_STRUCTURAL` and standard UIDs (transfer syntax, SOP class): those needles (and parts
+    of standard UIDs) are dropped; every identifying value and every canary stays."""
+    if fmt != "dicom":
+        return dict(needles)
+    standard = [v for v in needles.values() if v.startswith(STANDARD_UID_ROOT)]
+    return {
+        label: value
+        for label, value in needles.items()
+        if _LABEL_SUFFIX.sub("", label) not in DICOM_STRUCTURAL
+        and not any(value in uid for uid in standard)
+    }
 
 
 def _openslide(path: Path, plan: DeidPlan) -> list[str]:

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from slidegate.audit import audit_output, phi_needles, scan_tree
-from slidegate.audit.copy_check import check_copy
+from slidegate.audit.copy_check import check_copy, copy_needles
 from slidegate.convert.ome_zarr import ConvertOptions, write_ome_zarr
 from slidegate.deid.plan import plan_deid, summarize
 from slidegate.errors import (
@@ -129,7 +129,8 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
     findings, problems = list(result.findings), list(result.problems)
     if report.copy_path is not None:  # the original-format copy: same needles, own re-open
         copy = Path(report.copy_path)
-        findings += scan_tree(copy, phi_needles(facts, plan, ctx.canaries()).needles)
+        needles = phi_needles(facts, plan, ctx.canaries()).needles
+        findings += scan_tree(copy, copy_needles(needles, plan.format))
         checked = check_copy(copy, plan, Path(facts.source_path))
         problems += [f"original-format copy: {p}" for p in checked]
     record = {

@@ -87,13 +87,15 @@ def _assert_clean_copy(
     return plan, copy
 
 
-def test_synthetic_jpeg_svs_copy(tmp_path: Path) -> None:
+def write_canary_svs(path: Path) -> tuple[SvsMeta, list[str]]:
+    """A small JPEG SVS (2 levels, thumbnail, label, macro) with a canary in every identifying
+    description key, tag and label line; returns its meta and every planted value."""
     scan = ScanTime(dt.datetime(2024, 3, 5, 10, 11, 12))
     meta = SvsMeta(
         filename=_canary("FILE"),
         scanscope_id=_canary("SCAN"),
         user=str(uuid.uuid4()),
-        image_id="918273645",
+        image_id=str(uuid.uuid4().int)[:9],
         scan=scan,
         software=_canary("SOFT"),
         make=_canary("MAKE"),
@@ -103,13 +105,18 @@ def test_synthetic_jpeg_svs_copy(tmp_path: Path) -> None:
     lines = [_canary("NAME"), _canary("LABL")]
     level0 = tissue_image(5, (1024, 1536))
     label = render_label(lines)
-    source = tmp_path / "slide.svs"
-    write_svs(source, level0, meta, label, render_macro(level0, label))
-    with openslide.OpenSlide(str(source)) as src:  # the oracle sees them in the source
-        assert {"label", "macro", "thumbnail"} <= set(src.associated_images)
+    write_svs(path, level0, meta, label, render_macro(level0, label))
     canaries = [meta.filename, meta.scanscope_id, meta.user, meta.image_id, meta.software,
                 meta.make, meta.model, meta.artist, scan.aperio_time, scan.tiff_datetime,
                 scan.aperio_date, *lines]  # fmt: skip
+    return meta, canaries
+
+
+def test_synthetic_jpeg_svs_copy(tmp_path: Path) -> None:
+    source = tmp_path / "slide.svs"
+    meta, canaries = write_canary_svs(source)
+    with openslide.OpenSlide(str(source)) as src:  # the oracle sees them in the source
+        assert {"label", "macro", "thumbnail"} <= set(src.associated_images)
     plan, copy = _assert_clean_copy(source, tmp_path / "copy.svs", "aperio", canaries)
     assert len(plan.levels) == 2
     with openslide.OpenSlide(str(copy)) as slide:
