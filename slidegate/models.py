@@ -134,6 +134,7 @@ class SlideReport(Frozen):
     format: str | None = None
     facts_path: str | None = None  # private
     output_path: str | None = None  # private staging
+    copy_path: str | None = None  # private staging: the original-format copy, if written
     levels: int = 0
     size: int = 0
     detail: dict[str, int] = {}  # counts, e.g. {"fields_dropped": 12, "images_dropped": 3}

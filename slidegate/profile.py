@@ -33,6 +33,9 @@ class Conversion(StrictModel):
     quality: int = Field(default=90, ge=1, le=100)
     #: "2x": rebuild the pyramid in 2x steps from one decode of the base level
     pyramid: Literal["native", "2x"] = "native"
+    #: also write a de-identified copy in the source's own format (SVS, generic TIFF, DICOM),
+    #: published next to the OME-Zarr; other formats are released without one
+    original_copy: bool = False
 
 
 class Profile(StrictModel):

@@ -128,6 +128,12 @@ EMPTY = [
 ]
 
 
+#: the copy writer's own Implementation Class UID (a fixed `2.25.` UUID-derived UID)
+IMPLEMENTATION_UID = UID(
+    f"2.25.{int.from_bytes(hashlib.sha256(b'slidegate dicom copy').digest()[:16], 'big')}"
+)
+
+
 class UidMap:
     """Same source UID -> same `2.25.` replacement, keyed (HMAC-SHA256): not reversible."""
 
@@ -239,6 +245,8 @@ def write_dicom_copy(source: Path, plan: DeidPlan, out: Path, key: bytes) -> lis
                 meta.MediaStorageSOPClassUID = UID(str(src.SOPClassUID))
                 meta.MediaStorageSOPInstanceUID = UID(str(ds.SOPInstanceUID))
                 meta.TransferSyntaxUID = UID(EXPLICIT_LE if native else inst.transfer_syntax)
+                meta.ImplementationClassUID = IMPLEMENTATION_UID  # not the source's writer
+                meta.ImplementationVersionName = "SLIDEGATE"
                 ds.file_meta = meta
                 path = out / (f"level-{i}.dcm" if len(parts) == 1 else f"level-{i}-{k}.dcm")
                 with pydicom.config.disable_value_validation():

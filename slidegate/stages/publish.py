@@ -48,8 +48,21 @@ def publish_slide(ctx: ReleaseContext, report: SlideReport) -> list[ObjectRecord
         f"slides/{report.pseudonym}.ome.zarr",
         concurrency=ctx.settings.upload_concurrency,
     )
+    copy = Path(report.copy_path) if report.copy_path is not None else None
+    if copy is not None and copy.is_dir():  # DICOM: a folder of instances
+        records += publish_tree(
+            store, ctx.release, copy, copy_key(report), concurrency=ctx.settings.upload_concurrency
+        )
+    elif copy is not None:
+        records += publish_files(store, ctx.release, {copy_key(report): copy})
     log.info("slide %s published: %d objects", report.pseudonym, len(records))
     return records
+
+
+def copy_key(report: SlideReport) -> str:
+    """Release key of a slide's original-format copy: `slides/<pseudonym>.svs` etc."""
+    assert report.copy_path is not None
+    return f"slides/{report.pseudonym}{Path(report.copy_path).suffix}"
 
 
 def finalize(
@@ -74,7 +87,12 @@ def finalize(
         "key_id": ctx.key_id,
         "counts": counts,
         "slides": [
-            {"slide": s.pseudonym, "path": f"slides/{s.pseudonym}.ome.zarr", "levels": s.levels}
+            {
+                "slide": s.pseudonym,
+                "path": f"slides/{s.pseudonym}.ome.zarr",
+                "levels": s.levels,
+                **({"copy": copy_key(s)} if s.copy_path is not None else {}),
+            }
             for s in outcome.approved
         ],
         "risk": outcome.figures,

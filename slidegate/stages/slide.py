@@ -7,7 +7,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from slidegate.audit import audit_output
+from slidegate.audit import audit_output, phi_needles, scan_tree
+from slidegate.audit.copy_check import check_copy, copy_needles
 from slidegate.convert.ome_zarr import ConvertOptions, write_ome_zarr
 from slidegate.deid.plan import plan_deid, summarize
 from slidegate.errors import (
@@ -19,6 +20,8 @@ from slidegate.errors import (
     UnsupportedSlideError,
 )
 from slidegate.formats import read_facts
+from slidegate.formats.original_copy import copy_suffix, write_original_copy
+from slidegate.formats.tiff_copy import CopyNotPossible
 from slidegate.models import DeidPlan, SlideFacts, SlideReport
 from slidegate.spec import CohortSlide
 from slidegate.stages.context import ReleaseContext
@@ -62,18 +65,29 @@ def deidentify(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         return report
     facts = SlideFacts.load(Path(report.facts_path))
     out = ctx.staging_path(report.pseudonym)
+    conv = ctx.policies.profile.conversion
+    suffix = copy_suffix(facts.format) if conv.original_copy else None
+    copy = out.with_name(report.pseudonym + suffix) if suffix else None
+    copied: dict[str, int] = {"original_copy_unsupported": 1} if conv.original_copy else {}
     try:
         plan = plan_deid(facts, ctx.policies.deid_for(facts.format), report.pseudonym)
         _save_plan(ctx, plan)
-        conv = ctx.policies.profile.conversion
         opts = ConvertOptions(mode=conv.mode, quality=conv.quality, pyramid=conv.pyramid)
         written = write_ome_zarr(Path(facts.source_path), plan, out, opts)
+        if copy is not None:
+            key = ctx.pseudonymizer().key
+            try:
+                size = write_original_copy(Path(facts.source_path), plan, copy, key)
+                copied = {"original_copy_bytes": size}
+            except CopyNotPossible as exc:
+                log.warning("slide %s released without a copy: %s", report.slide_id, exc.reason)
+                copy = None
     except (TransientIOError, OSError):
-        shutil.rmtree(out, ignore_errors=True)  # e.g. disk full: no partial output stays
+        _discard(out, copy)  # e.g. disk full: no partial output stays
         raise
     except SLIDE_ERRORS as exc:
         log.warning("slide %s quarantined at de-identification: %s", report.slide_id, exc)
-        shutil.rmtree(out, ignore_errors=True)
+        _discard(out, copy)
         return quarantine(report, "deidentify", exc.reason)
     except Exception as exc:  # a decoder failing mid-slide: the file is damaged
         log.warning(
@@ -81,7 +95,7 @@ def deidentify(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
             report.slide_id,
             type(exc).__name__,
         )
-        shutil.rmtree(out, ignore_errors=True)
+        _discard(out, copy)
         return quarantine(
             report, "deidentify", f"corrupt: conversion failed ({type(exc).__name__})"
         )
@@ -89,11 +103,20 @@ def deidentify(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         update={
             "stage": "deidentify",
             "output_path": str(out),
+            "copy_path": str(copy) if copy is not None else None,
             "levels": len(plan.levels),
             "size": written,
-            "detail": {**report.detail, **summarize(plan)},
+            "detail": {**report.detail, **summarize(plan), **copied},
         }
     )
+
+
+def _discard(out: Path, copy: Path | None) -> None:
+    shutil.rmtree(out, ignore_errors=True)
+    if copy is not None and copy.is_dir():
+        shutil.rmtree(copy, ignore_errors=True)
+    elif copy is not None:
+        copy.unlink(missing_ok=True)
 
 
 def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
@@ -109,29 +132,35 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         ctx.canaries(),
         conversion=ctx.policies.profile.conversion,
     )
+    findings, problems = list(result.findings), list(result.problems)
+    if report.copy_path is not None:  # the original-format copy: same needles, own re-open
+        copy = Path(report.copy_path)
+        needles = phi_needles(facts, plan, ctx.canaries()).needles
+        findings += scan_tree(copy, copy_needles(needles, plan.format))
+        checked = check_copy(copy, plan, Path(facts.source_path))
+        problems += [f"original-format copy: {p}" for p in checked]
     record = {
         "pseudonym": report.pseudonym,
         "needles": result.needles,
         "too_short_to_scan": result.skipped,
-        "findings": [f.model_dump() for f in result.findings],
-        "problems": list(result.problems),
+        "findings": [f.model_dump() for f in findings],
+        "problems": problems,
+        "copy_checked": report.copy_path is not None,
     }
     audit_dir = ctx.work / "audit"
     audit_dir.mkdir(parents=True, exist_ok=True)
     (audit_dir / f"{report.pseudonym}.json").write_text(json.dumps(record, indent=1), "utf-8")
     detail = {**report.detail, "audit_needles": result.needles}
-    if result.findings:
-        fields = sorted({f.field for f in result.findings})
+    if findings:
+        fields = sorted({f.field for f in findings})
         log.error("slide %s quarantined: audit found %s in the output", report.slide_id, fields)
         reason = "audit: identifying value found in output (" + ", ".join(fields) + ")"
         return quarantine(report, "audit", reason).model_copy(update={"detail": detail})
-    if result.problems:
+    if problems:
         log.error(
-            "slide %s quarantined: re-open check failed: %s",
-            report.slide_id,
-            "; ".join(result.problems),
+            "slide %s quarantined: re-open check failed: %s", report.slide_id, "; ".join(problems)
         )
-        reason = "audit: re-open check failed (" + "; ".join(result.problems)[:300] + ")"
+        reason = "audit: re-open check failed (" + "; ".join(problems)[:300] + ")"
         return quarantine(report, "audit", reason).model_copy(update={"detail": detail})
     return report.model_copy(update={"stage": "audit", "detail": detail})
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from slidegate.audit import phi_needles, scan_tree
+from slidegate.audit.copy_check import check_copy, copy_needles
 from slidegate.deid.plan import plan_deid
 from slidegate.deid.policy import load_deid_policy
 from slidegate.formats import read_facts
@@ -96,3 +98,9 @@ def test_real_dicom_copies(real_slides: Path, tmp_path: Path) -> None:
         data = b"".join(f.read_bytes() for f in files)
         assert [k for k in known if k in data] == []
         assert [u for u in src_uids if u.encode() in data] == []
+        # what the audit stage runs on a copy: no finding, and the re-open check passes
+        facts = read_facts(source, source.name)
+        plan = plan_deid(facts, load_deid_policy(POLICY), "s-00000000000000aa")
+        needles = copy_needles(phi_needles(facts, plan).needles, "dicom")
+        assert scan_tree(tmp_path / name, needles) == (), name
+        assert check_copy(tmp_path / name, plan, source) == [], name

@@ -1,0 +1,43 @@
+"""The optional second output: a de-identified copy of a slide in its original format.
+
+SVS -> `<pseudonym>.svs`, generic TIFF -> `<pseudonym>.tiff` (formats/tiff_copy.py), DICOM ->
+`<pseudonym>.dcm/` (a folder of instances, formats/dicom_copy.py). Other formats have no copy
+writer: `copy_suffix` is None and the slide is released without a copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import shutil
+from pathlib import Path
+
+from slidegate.formats.dicom_copy import write_dicom_copy
+from slidegate.formats.tiff_copy import SUFFIXES, write_tiff_copy
+from slidegate.models import DeidPlan
+
+#: format -> suffix of the copy's file (or folder, for DICOM)
+COPY_SUFFIXES = {**SUFFIXES, "dicom": ".dcm"}
+
+
+def copy_suffix(fmt: str) -> str | None:
+    return COPY_SUFFIXES.get(fmt)
+
+
+def uid_key(pseudonym_key: bytes) -> bytes:
+    """The DICOM UID remapping key, derived from the release's pseudonym key (one-way)."""
+    return hmac.new(pseudonym_key, b"slidegate-dicom-uid", hashlib.sha256).digest()
+
+
+def write_original_copy(source: Path, plan: DeidPlan, out: Path, pseudonym_key: bytes) -> int:
+    """Write the copy to `out` (named with `copy_suffix(plan.format)`); return its size.
+    Raises CopyNotPossible for a format or level that cannot be copied."""
+    if plan.format != "dicom":
+        return write_tiff_copy(source, plan, out)
+    shutil.rmtree(out, ignore_errors=True)  # a rerun starts from an empty folder
+    try:
+        files = write_dicom_copy(source, plan, out, uid_key(pseudonym_key))
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return sum(f.stat().st_size for f in files)
