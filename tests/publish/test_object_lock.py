@@ -124,3 +124,46 @@ def test_check_target_needs_object_lock_on_the_bucket_and_s3(
     assert not (tmp_path / "folder").exists()
     with pytest.raises(SpecError, match="local folder"):
         open_store(str(tmp_path), Settings(), PublishPolicy.model_validate(LOCK))
+
+
+@pytest.mark.integration
+def test_release_with_object_lock_and_sse(
+    s3_service: S3Service,
+    policies_dir: Path,
+    prefect_server: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A whole release (real Prefect, Dask, SeaweedFS): every published object is locked and
+    encrypted, and the receiver's check passes."""
+    from slidegate.publish.release import verify_release
+    from slidegate.synth import generate_cohort
+    from tests.faults.helpers import RELEASE, run_release
+
+    for k, v in s3_service.env().items():
+        monkeypatch.setenv(k, v)  # the LocalCluster's worker processes inherit them
+    publish = {**LOCK, "encryption": {"sse": "AES256"}}
+    lib = policies_with(policies_dir, tmp_path, "locked", publish)
+    cohort = generate_cohort(tmp_path / "c", slides=5, patients=3, seed=21, base_size=(512, 768))
+    bucket = locked_bucket(s3_service)
+    spec = cohort.root / "locked.yaml"
+    spec.write_text(
+        f"release: {RELEASE}\nsource: slides\ncohort: cohort.csv\nprofile: locked\n"
+        f"target: s3://{bucket}/rel\n",
+        encoding="utf-8",
+    )
+    settings = Settings(
+        work_dir=tmp_path / "work", policies_dir=lib, s3_endpoint_url=s3_service.endpoint_url
+    )
+    assert run_release(spec, settings)["published"] is True
+
+    client = s3_service.client()
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert f"rel/{RELEASE}/manifest.json" in keys and len(keys) > 20
+    for key in keys:
+        head = client.head_object(Bucket=bucket, Key=key)
+        assert (head.get("ObjectLockMode"), head.get("ServerSideEncryption")) == (
+            "GOVERNANCE",
+            "AES256",
+        ), key
+    assert verify_release(S3Store(bucket, "rel", client), RELEASE) == []
