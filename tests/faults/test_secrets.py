@@ -176,3 +176,30 @@ def test_block_problems_name_the_block_never_a_value(prefect_server: Any) -> Non
     assert got.session_token is None
     unchanged = replace(Settings(s3_credentials_block="s3-absent"), s3_credentials=got)
     assert resolve_credentials(unchanged) is unchanged  # resolved once, at the edge
+
+
+def test_aws_credentials_block_document(prefect_server: Any) -> None:
+    """An `aws-credentials` block document as prefect-aws saves it (the secret key a SecretStr
+    field), read through the API without prefect-aws installed."""
+    from prefect.blocks.core import Block
+    from pydantic import SecretStr
+
+    from flows.credentials import resolve_credentials
+    from slidegate.settings import Settings
+
+    class AwsCredentials(Block):  # the fields of prefect_aws.AwsCredentials that matter here
+        _block_type_name = "AWS Credentials"
+        _block_type_slug = "aws-credentials"
+        aws_access_key_id: str | None = None
+        aws_secret_access_key: SecretStr | None = None
+        aws_session_token: str | None = None
+        region_name: str | None = None
+
+    secret = "Pl4nted" + secrets.token_hex(16)
+    AwsCredentials(aws_access_key_id="AKIDB", aws_secret_access_key=SecretStr(secret)).save(
+        "s3-aws", overwrite=True
+    )
+    got = resolve_credentials(Settings(s3_credentials_block="aws-credentials/s3-aws"))
+    creds = got.s3_credentials
+    assert creds is not None and creds.access_key_id.get_secret_value() == "AKIDB"
+    assert creds.secret_access_key.get_secret_value() == secret and creds.session_token is None
