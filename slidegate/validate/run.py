@@ -161,14 +161,19 @@ def _drop_volatile(docs_dir: Path) -> None:
     run_time = DOCS_RUN_TIME.strftime("%Y%m%dT%H%M%S.%fZ").encode()
     for page in sorted(docs_dir.rglob("*.html")):
         data = page.read_bytes()
-        ids: dict[bytes, bytes] = {}
-
-        def number(m: re.Match[bytes]) -> bytes:
-            return b"-collapse-body-" + ids.setdefault(m.group(1), b"%d" % (len(ids) + 1))
-
-        fixed = _COLLAPSE_ID.sub(number, _GX_TIME.sub(run_time, data))
+        fixed = _number_ids(_GX_TIME.sub(run_time, data))
         if fixed != data:
             page.write_bytes(fixed)
+
+
+def _number_ids(data: bytes) -> bytes:
+    """Each distinct random collapse id becomes 1, 2, ... in order of appearance."""
+    ids: dict[bytes, bytes] = {}
+
+    def number(m: re.Match[bytes]) -> bytes:
+        return b"-collapse-body-" + ids.setdefault(m.group(1), b"%d" % (len(ids) + 1))
+
+    return _COLLAPSE_ID.sub(number, data)
 
 
 def _context(docs_dir: Path | None = None) -> Any:
