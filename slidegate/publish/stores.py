@@ -388,7 +388,6 @@ class S3Store:
 def s3_client(settings: Settings) -> Any:
     """A boto3 S3 client for the settings' endpoint: path-style, standard retries, credentials
     from the settings (resolved from a Prefect block at the edge) or else boto3's chain."""
-    import boto3
     from botocore.config import Config
 
     config = Config(
@@ -398,14 +397,24 @@ def s3_client(settings: Settings) -> Any:
         read_timeout=120,
         max_pool_connections=max(10, settings.upload_concurrency * 4),
     )
-    keys: dict[str, str] = {}
-    if (creds := settings.s3_credentials) is not None:
-        keys["aws_access_key_id"] = creds.access_key_id.get_secret_value()
-        keys["aws_secret_access_key"] = creds.secret_access_key.get_secret_value()
-        if creds.session_token is not None:
-            keys["aws_session_token"] = creds.session_token.get_secret_value()
-    return boto3.session.Session(**keys).client(
+    return s3_session(settings).client(
         "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region, config=config
+    )
+
+
+def s3_session(settings: Settings) -> Any:
+    """A boto3 session with the settings' credentials (from a Prefect block, resolved at the
+    edge), else boto3's default chain. Also for obstore's Boto3CredentialProvider(session)."""
+    import boto3
+
+    creds = settings.s3_credentials
+    if creds is None:
+        return boto3.session.Session()
+    token = creds.session_token
+    return boto3.session.Session(
+        aws_access_key_id=creds.access_key_id.get_secret_value(),
+        aws_secret_access_key=creds.secret_access_key.get_secret_value(),
+        aws_session_token=token.get_secret_value() if token is not None else None,
     )
 
 
