@@ -22,7 +22,8 @@ EPILOG = """examples:
   slidegate release spec.yaml --dask-address tcp://10.0.0.5:8786
 
 environment: SLIDEGATE_WORK_DIR (private work area, default ./.slidegate),
-  SLIDEGATE_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or an AWS profile),
+  SLIDEGATE_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or an AWS profile,
+  or SLIDEGATE_S3_CREDENTIALS_BLOCK: a Prefect block, resolved by the release flow),
   PREFECT_API_URL (use an existing Prefect server instead of the local one)."""
 
 
@@ -43,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--workers", type=int, help="LocalCluster worker processes (default 2)")
         p.add_argument("--s3-endpoint-url", help="S3-compatible endpoint for s3:// targets")
+        p.add_argument(
+            "--s3-credentials-block",
+            help="S3 keys from a Prefect block: Secret NAME (JSON) or aws-credentials/NAME",
+        )
         p.add_argument(
             "--prefect-port",
             type=int,
@@ -142,6 +147,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         n_workers=getattr(args, "workers", None),
         s3_endpoint_url=getattr(args, "s3_endpoint_url", None),
         cluster=getattr(args, "cluster", None),
+        s3_credentials_block=getattr(args, "s3_credentials_block", None),
     )
 
 

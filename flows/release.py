@@ -23,6 +23,7 @@ from flows.artifacts import (
     stage_artifacts,
     tag_current_run,
 )
+from flows.credentials import resolve_credentials
 from flows.progress import ReleaseProgress, artifact_key
 from flows.resilience import (
     collect_uploads,
@@ -86,6 +87,7 @@ def release_cohort(
     """Release the cohort described by the release spec at `spec`."""
     logger = get_run_logger()
     settings = settings or Settings.from_env(os.environ)  # flows are an edge of the system
+    settings = resolve_credentials(settings)  # a Prefect block's S3 keys, masked (SecretStr)
     ctx = prepare_release(Path(spec), settings)
     logger.info("release %s: %d slides, profile %s", ctx.release, len(ctx.slides), ctx.profile)
     tag_current_run(f"profile:{ctx.profile}")

@@ -14,6 +14,7 @@ from pydantic import Field
 from slidegate.deid.policy import DeidPolicy, load_deid_policy
 from slidegate.errors import PolicyError
 from slidegate.policy import StrictModel, load_yaml_model
+from slidegate.publish.policy import PublishPolicy
 from slidegate.risk.ladders import Hierarchies, load_hierarchies
 from slidegate.risk.policy import (
     KeyPolicy,
@@ -63,6 +64,8 @@ class Profile(StrictModel):
     pseudonym_key: KeyPolicy = KeyPolicy()
     #: output encoding of the slides
     conversion: Conversion = Conversion()
+    #: S3 targets only: Object Lock retention and server-side encryption of every object
+    publish: PublishPolicy = PublishPolicy()
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,27 @@ environment mapping it is handed; it never touches `os.environ` itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from pydantic import SecretStr
 
 from slidegate.errors import SpecError
 
 #: the repository's policies/ folder (editable install) is the default policy library
 DEFAULT_POLICIES_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    """S3 keys resolved at the edge (flows/credentials.py, from a Prefect block). The values
+    are SecretStr: repr, str and Prefect's JSON of the settings show `**********`; pickling
+    (to Dask workers) keeps them."""
+
+    access_key_id: SecretStr
+    secret_access_key: SecretStr
+    session_token: SecretStr | None = None
 
 
 @dataclass(frozen=True)
@@ -44,12 +57,19 @@ class Settings:
     publish_retry_delay_s: int = 5
     #: attempts per S3 request inside boto3 (its own backoff), before a task-level retry
     s3_max_attempts: int = 5
+    #: S3 credentials from a Prefect block: a `Secret` block name, or `aws-credentials/NAME`
+    #: (prefect-aws). None: boto3's chain (environment, AWS config profile, instance role)
+    s3_credentials_block: str | None = None
+    #: the block's keys, filled in at the edge; never read from the environment or a spec
+    s3_credentials: S3Credentials | None = field(default=None, metadata={"env": False})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
         """Build settings from `SLIDEGATE_<FIELD>` variables, then explicit overrides."""
         values: dict[str, Any] = {}
         for f in fields(cls):
+            if f.metadata.get("env") is False:
+                continue
             raw = env.get(f"SLIDEGATE_{f.name.upper()}")
             if raw is None or raw == "":
                 continue

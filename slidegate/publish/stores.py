@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from slidegate.errors import SpecError, TransientIOError
+from slidegate.publish.policy import PublishPolicy
 from slidegate.settings import Settings
 
 HASH_BLOCK = 4 * 1024 * 1024
@@ -45,7 +46,9 @@ def check_key(key: str) -> str:
 class Store(Protocol):
     def put_file(self, key: str, path: Path, sha256: str) -> None: ...
 
-    def put_bytes(self, key: str, data: bytes, sha256: str) -> None: ...
+    def put_bytes(self, key: str, data: bytes, sha256: str, *, lock: bool = True) -> None:
+        """`lock=False`: no Object Lock retention (a probe that is deleted right away)."""
+        ...
 
     def head_sha256(self, key: str) -> str | None:
         """The recorded sha256 of an object ("" if none recorded); None when it is absent."""
@@ -110,7 +113,7 @@ class LocalStore:
     def put_file(self, key: str, path: Path, sha256: str) -> None:
         self._write(key, lambda tmp: shutil.copyfile(path, tmp))
 
-    def put_bytes(self, key: str, data: bytes, sha256: str) -> None:
+    def put_bytes(self, key: str, data: bytes, sha256: str, *, lock: bool = True) -> None:
         self._write(key, lambda tmp: tmp.write_bytes(data))
 
     def head_sha256(self, key: str) -> str | None:
@@ -203,14 +206,24 @@ def _upload_failed_code(exc: BaseException) -> str:
 
 class S3Store:
     """Objects under s3://bucket/prefix. Uploads use managed multipart and record the sha256
-    in the object metadata (`x-amz-meta-sha256`)."""
+    in the object metadata (`x-amz-meta-sha256`); the profile's `publish:` settings (Object
+    Lock retention, server-side encryption) go with every put, multipart included."""
 
-    def __init__(self, bucket: str, prefix: str, client: Any, *, concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        client: Any,
+        *,
+        concurrency: int = 4,
+        publish: PublishPolicy | None = None,
+    ) -> None:
         from boto3.s3.transfer import TransferConfig
 
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.client = client
+        self.publish = publish or PublishPolicy()
         self.transfer = TransferConfig(
             multipart_threshold=16 * 1024 * 1024,
             multipart_chunksize=16 * 1024 * 1024,
@@ -286,15 +299,31 @@ class S3Store:
                 str(path),
                 self.bucket,
                 self._key(key),
-                ExtraArgs={"Metadata": {"sha256": sha256}},
+                ExtraArgs={"Metadata": {"sha256": sha256}, **self.publish.put_args()},
                 Config=self.transfer,
             )
 
-    def put_bytes(self, key: str, data: bytes, sha256: str) -> None:
+    def put_bytes(self, key: str, data: bytes, sha256: str, *, lock: bool = True) -> None:
         with self._errors("upload"):
             self.client.put_object(
-                Bucket=self.bucket, Key=self._key(key), Body=data, Metadata={"sha256": sha256}
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                Metadata={"sha256": sha256},
+                **self.publish.put_args(lock=lock),
             )
+
+    def object_lock_enabled(self) -> bool:
+        """Whether the bucket was created with Object Lock enabled."""
+        with self._errors("read the Object Lock configuration of"):
+            try:
+                conf = self.client.get_object_lock_configuration(Bucket=self.bucket)
+            except Exception as exc:
+                code, _ = _client_error_code(exc)
+                if code == "ObjectLockConfigurationNotFoundError":
+                    return False
+                raise
+        return conf.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
 
     def head_sha256(self, key: str) -> str | None:
         with self._errors("head"):
@@ -358,8 +387,7 @@ class S3Store:
 
 def s3_client(settings: Settings) -> Any:
     """A boto3 S3 client for the settings' endpoint: path-style, standard retries, credentials
-    from boto3's default chain."""
-    import boto3
+    from the settings (resolved from a Prefect block at the edge) or else boto3's chain."""
     from botocore.config import Config
 
     config = Config(
@@ -369,21 +397,47 @@ def s3_client(settings: Settings) -> Any:
         read_timeout=120,
         max_pool_connections=max(10, settings.upload_concurrency * 4),
     )
-    return boto3.session.Session().client(
+    return s3_session(settings).client(
         "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region, config=config
     )
 
 
-def open_store(target: str, settings: Settings) -> Store:
-    """`s3://bucket/prefix` -> S3Store; a folder path (or file://path) -> LocalStore."""
+def s3_session(settings: Settings) -> Any:
+    """A boto3 session with the settings' credentials (from a Prefect block, resolved at the
+    edge), else boto3's default chain. Also for obstore's Boto3CredentialProvider(session)."""
+    import boto3
+
+    creds = settings.s3_credentials
+    if creds is None:
+        return boto3.session.Session()
+    token = creds.session_token
+    return boto3.session.Session(
+        aws_access_key_id=creds.access_key_id.get_secret_value(),
+        aws_secret_access_key=creds.secret_access_key.get_secret_value(),
+        aws_session_token=token.get_secret_value() if token is not None else None,
+    )
+
+
+def open_store(target: str, settings: Settings, publish: PublishPolicy | None = None) -> Store:
+    """`s3://bucket/prefix` -> S3Store; a folder path (or file://path) -> LocalStore.
+    `publish` (the profile's Object Lock / encryption settings) needs an S3 target."""
     if target.startswith("s3://"):
         bucket, _, prefix = target[len("s3://") :].partition("/")
         if not bucket:
             raise SpecError(f"target {target!r} has no bucket name: use s3://bucket/prefix")
         client = s3_client(settings)
-        return S3Store(bucket, prefix, client, concurrency=settings.upload_concurrency)
+        return S3Store(
+            bucket, prefix, client, concurrency=settings.upload_concurrency, publish=publish
+        )
     if "://" in target and not target.startswith("file://"):
         raise SpecError(f"unsupported target scheme in {target!r}: use a folder or s3://...")
+    if publish is not None and publish.active:
+        raise SpecError(
+            f"the profile's publish settings (object_lock, encryption) need an S3 target, but "
+            f"the target {target!r} is a local folder: publish to s3://bucket/prefix, or use a "
+            "profile without a `publish:` section",
+            reason="publish settings need S3",
+        )
     return LocalStore(Path(target.removeprefix("file://")))
 
 
@@ -393,5 +447,5 @@ def check_writable(store: Store, release: str) -> None:
     key = f"{check_key(release)}/{PROBE_KEY}"
     store.list_keys(release)  # read access, and a missing bucket (some servers create on PUT)
     data = b"slidegate write probe\n"
-    store.put_bytes(key, data, hashlib.sha256(data).hexdigest())
+    store.put_bytes(key, data, hashlib.sha256(data).hexdigest(), lock=False)
     store.delete(key)

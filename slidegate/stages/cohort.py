@@ -91,6 +91,7 @@ def decide_cohort(ctx: ReleaseContext, reports: Sequence[SlideReport]) -> Cohort
         ctx.policies.metadata,
         source_columns=[str(c) for c in source.columns],
         docs_dir=ctx.reports_dir / "data-docs",
+        run_name=ctx.release,  # with a fixed run time: identical releases, identical docs
     )
 
     reports_dir = ctx.reports_dir

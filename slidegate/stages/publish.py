@@ -16,16 +16,31 @@ from slidegate.publish.release import (
     publish_tree,
     write_manifest,
 )
-from slidegate.publish.stores import check_writable, open_store
+from slidegate.publish.stores import S3Store, Store, check_writable, open_store
 from slidegate.stages.cohort import CohortOutcome
 from slidegate.stages.context import ReleaseContext
 
 log = logging.getLogger("slidegate.stages")
 
 
+def _store(ctx: ReleaseContext) -> Store:
+    """The target, with the profile's Object Lock and encryption settings for every put."""
+    return open_store(ctx.target, ctx.settings, ctx.policies.profile.publish)
+
+
 def check_target(ctx: ReleaseContext) -> str:
-    """Before any conversion: the target is reachable, writable, and the release is new."""
-    store = open_store(ctx.target, ctx.settings)
+    """Before any conversion: the target is reachable, writable, the release is new, and the
+    bucket has Object Lock enabled when the profile asks for retention."""
+    store = _store(ctx)
+    lock = ctx.policies.profile.publish.object_lock
+    if lock is not None and isinstance(store, S3Store) and not store.object_lock_enabled():
+        raise SpecError(
+            f"profile {ctx.profile!r} asks for Object Lock ({lock.mode}), but bucket "
+            f"{store.bucket!r} does not have Object Lock enabled: create the bucket with Object "
+            "Lock enabled (e.g. `aws s3api create-bucket --object-lock-enabled-for-bucket`) or "
+            "remove `publish.object_lock` from the profile",
+            reason="bucket without Object Lock",
+        )
     if store.head_sha256(f"{ctx.release}/manifest.json") is not None or (
         f"{ctx.release}/manifest.json" in store.list_keys(f"{ctx.release}/manifest.json")
     ):
@@ -40,7 +55,7 @@ def check_target(ctx: ReleaseContext) -> str:
 def publish_slide(ctx: ReleaseContext, report: SlideReport) -> list[ObjectRecord]:
     if report.status != "approved" or report.output_path is None:
         raise ValueError(f"slide {report.pseudonym} is not approved; it must not be published")
-    store = open_store(ctx.target, ctx.settings)
+    store = _store(ctx)
     records = publish_tree(
         store,
         ctx.release,
@@ -69,7 +84,7 @@ def finalize(
     ctx: ReleaseContext, outcome: CohortOutcome, slide_records: Sequence[ObjectRecord]
 ) -> dict[str, object]:
     """Upload cohort.csv and reports, then SHA256SUMS and manifest.json, last."""
-    store = open_store(ctx.target, ctx.settings)
+    store = _store(ctx)
     files = {"cohort.csv": Path(outcome.cohort_csv)}
     reports = Path(outcome.reports_dir)
     for path in sorted(reports.rglob("*")):  # incl. data-docs/ (GX Data Docs HTML)

@@ -6,8 +6,10 @@ no value lists, no row indexes, no exception text (any of them could hold PHI).
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,18 @@ _SAFE_RESULT_KEYS = (
     "missing_percent",
     "unexpected_percent_total",
     "unexpected_percent_nonmissing",
+)
+
+
+#: Data Docs carry the run's name and time (in page names and text): a fixed time and the
+#: release id make two identical releases byte-identical (the manifest has the real time)
+DOCS_RUN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+#: times GX writes besides the run time: the render time (a `?d=` on its logo URL) and the
+#: batch's `ge_load_time`; both become the fixed run time
+_GX_TIME = re.compile(rb"\d{8}T\d{6}\.\d{6}Z")
+#: collapsible blocks get a random uuid4 id (`...-collapse-body-<uuid>`): numbered instead
+_COLLAPSE_ID = re.compile(
+    rb"-collapse-body-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
 )
 
 
@@ -90,9 +104,11 @@ def _describe(table: str, res: dict[str, Any], df: pd.DataFrame) -> str:
 
 
 def _run_suite(
-    context: Any, table: str, df: pd.DataFrame, checks: list[Check], docs: bool = False
+    context: Any, table: str, df: pd.DataFrame, checks: list[Check], docs: str | None = None
 ) -> tuple[dict[str, Any], list[str], list[str]]:
+    """`docs`: the run name of the Data Docs (None: no docs)."""
     import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
 
     source = context.data_sources.add_pandas(f"{table}-source")
     batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all")
@@ -106,7 +122,7 @@ def _run_suite(
             batch_parameters={"dataframe": _empty_to_null(df)}, result_format="SUMMARY"
         )
     raw = run.to_json_dict()
-    if docs:  # Data Docs from a BOOLEAN_ONLY run: the HTML holds no value of the table
+    if docs is not None:  # Data Docs from a BOOLEAN_ONLY run: the HTML holds no value
         checkpoint = context.checkpoints.add(
             gx.Checkpoint(
                 name=f"{table}-docs",
@@ -117,7 +133,10 @@ def _run_suite(
         )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="This pattern is interpreted as a regular")
-            checkpoint.run(batch_parameters={"dataframe": _empty_to_null(df)})
+            checkpoint.run(
+                batch_parameters={"dataframe": _empty_to_null(df)},
+                run_id=RunIdentifier(run_name=docs, run_time=DOCS_RUN_TIME),
+            )
     results = [_sanitize(r) for r in raw.get("results", [])]
     blocking: list[str] = []
     warned: list[str] = []
@@ -135,6 +154,26 @@ def _run_suite(
         "results": results,
     }
     return clean, blocking, warned
+
+
+def _drop_volatile(docs_dir: Path) -> None:
+    """Make GX's pages a function of their inputs: fixed times, numbered element ids."""
+    run_time = DOCS_RUN_TIME.strftime("%Y%m%dT%H%M%S.%fZ").encode()
+    for page in sorted(docs_dir.rglob("*.html")):
+        data = page.read_bytes()
+        fixed = _number_ids(_GX_TIME.sub(run_time, data))
+        if fixed != data:
+            page.write_bytes(fixed)
+
+
+def _number_ids(data: bytes) -> bytes:
+    """Each distinct random collapse id becomes 1, 2, ... in order of appearance."""
+    ids: dict[bytes, bytes] = {}
+
+    def number(m: re.Match[bytes]) -> bytes:
+        return b"-collapse-body-" + ids.setdefault(m.group(1), b"%d" % (len(ids) + 1))
+
+    return _COLLAPSE_ID.sub(number, data)
 
 
 def _context(docs_dir: Path | None = None) -> Any:
@@ -172,10 +211,12 @@ def validate_tables(
     *,
     source_columns: list[str] | None = None,
     docs_dir: Path | None = None,
+    run_name: str = "slidegate",
 ) -> ValidationOutcome:
     """Validate the released cohort table and the output metadata table (slide, key, value);
     with `source_columns`, also the source table's column names (never its values). With
-    `docs_dir`, GX Data Docs (HTML, without values) are written there."""
+    `docs_dir`, GX Data Docs (HTML, without values) are written there, named by `run_name`
+    (the release id) and byte-identical for identical inputs."""
     context = _context(docs_dir)
     results: dict[str, Any] = {}
     blocking: list[str] = []
@@ -188,9 +229,12 @@ def validate_tables(
         header = pd.DataFrame(columns=[str(c) for c in source_columns])  # names only, no rows
         suites.insert(0, ("source", header, source_checks(policy, source_columns)))
     for table, df, checks in suites:
-        results[table], b, w = _run_suite(context, table, df, checks, docs=docs_dir is not None)
+        docs = run_name if docs_dir is not None else None
+        results[table], b, w = _run_suite(context, table, df, checks, docs=docs)
         blocking += b
         warned += w
+    if docs_dir is not None:
+        _drop_volatile(docs_dir)
     return ValidationOutcome(
         passed=not blocking,
         blocking_failures=tuple(blocking),

@@ -1,5 +1,7 @@
-"""The S3 secret key never appears in logs, artifacts, reports or exceptions: three CLI runs
-(read-only key, wrong secret, a good key) and a grep of everything they left behind."""
+"""The S3 secret key never appears in logs, artifacts, reports or exceptions: five CLI runs
+(read-only key, wrong secret, a good key from the environment, a Prefect Secret block with a
+wrong and then with a good key and no AWS_* variables at all) and a grep of everything they
+left behind, flow and task run parameters on the Prefect server included."""
 
 from __future__ import annotations
 
@@ -60,43 +62,144 @@ def test_secret_key_never_leaks(
         "SLIDEGATE_PUBLISH_RETRY_DELAY_S": "1",
         "SLIDEGATE_S3_MAX_ATTEMPTS": "2",
     }
-    runs = {
-        "read-only": s3_env.env(readonly=True),
-        "wrong": {"AWS_ACCESS_KEY_ID": s3_env.access_key, "AWS_SECRET_ACCESS_KEY": wrong},
-        "good": s3_env.env(),
+    from prefect.blocks.system import Secret
+
+    keys = {"aws_access_key_id": s3_env.access_key}
+    Secret(value={**keys, "aws_secret_access_key": wrong}).save("s3-wrong", overwrite=True)
+    Secret(value={**keys, "aws_secret_access_key": s3_env.secret_key}).save(
+        "s3-good", overwrite=True
+    )
+    # the block runs: no AWS_* keys, no AWS config files, no instance metadata: only the block
+    no_chain = {
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
     }
-    spec = write_spec(fault_cohort, f"s3://{fault_bucket}/secrets", "secrets")
+    env = {k: v for k, v in base.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    runs = {
+        "read-only": ({**env, **s3_env.env(readonly=True)}, []),
+        "wrong": (
+            {**env, "AWS_ACCESS_KEY_ID": s3_env.access_key, "AWS_SECRET_ACCESS_KEY": wrong},
+            [],
+        ),
+        "good": ({**env, **s3_env.env()}, []),
+        "block-wrong": (env, ["--s3-credentials-block", "s3-wrong"]),
+        "block": (
+            {k: v for k, v in {**env, **no_chain}.items() if v},
+            ["--s3-credentials-block", "secret/s3-good"],
+        ),
+    }
     outputs: list[bytes] = []
     codes = {}
-    for name, creds in runs.items():
+    for name, (run_env, extra) in runs.items():
+        target = "secrets-block" if name.startswith("block") else "secrets"
+        spec = write_spec(fault_cohort, f"s3://{fault_bucket}/{target}", target)
         work = tmp_path / f"work-{name}"
-        done = _cli(
-            [
-                "release",
-                str(spec),
-                "--work-dir",
-                str(work),
-                "--s3-endpoint-url",
-                s3_env.endpoint_url,
-            ],
-            {**base, **creds},
-            tmp_path,
-        )
+        args = ["release", str(spec), "--work-dir", str(work)]
+        done = _cli([*args, "--s3-endpoint-url", s3_env.endpoint_url, *extra], run_env, tmp_path)
         codes[name] = done.returncode
         outputs += [done.stdout, done.stderr]
-    assert codes == {"read-only": 2, "wrong": 2, "good": 0}, outputs
-    assert b"credentials are wrong or lack permission" in outputs[1]  # read-only: stderr
-    assert b"credentials are wrong or lack permission" in outputs[3]  # wrong secret: stderr
+    assert codes == {"read-only": 2, "wrong": 2, "good": 0, "block-wrong": 2, "block": 0}, [
+        o[-2000:] for o in outputs
+    ]
+    denied = b"credentials are wrong or lack permission"
+    assert denied in outputs[1] and denied in outputs[3]  # read-only, wrong secret: stderr
+    assert denied in outputs[7]  # the block's wrong secret: stderr
 
     # everything a run leaves behind: console, work areas, the release, the Prefect server
     blobs = list(outputs)
     blobs += [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
     client = s3_env.client()
-    listed = client.list_objects_v2(Bucket=fault_bucket, Prefix=f"secrets/{RELEASE}/")
-    keys = [o["Key"] for o in listed.get("Contents", [])]
-    assert f"secrets/{RELEASE}/manifest.json" in keys
-    blobs += [client.get_object(Bucket=fault_bucket, Key=k)["Body"].read() for k in keys]
-    blobs += [t.encode() for t in _prefect_texts()]
+    for prefix in ("secrets", "secrets-block"):
+        listed = client.list_objects_v2(Bucket=fault_bucket, Prefix=f"{prefix}/{RELEASE}/")
+        keys = [o["Key"] for o in listed.get("Contents", [])]
+        assert f"{prefix}/{RELEASE}/manifest.json" in keys
+        blobs += [client.get_object(Bucket=fault_bucket, Key=k)["Body"].read() for k in keys]
+    texts = _prefect_texts()
+    assert any("s3-good" in t for t in texts)  # the block run's parameters: its name only
+    blobs += [t.encode() for t in texts]
     for secret in (s3_env.secret_key, s3_env.readonly_secret_key, wrong):
         hits = [i for i, blob in enumerate(blobs) if secret.encode() in blob]
         assert hits == [], f"secret found in {len(hits)} output(s)"
+
+
+def test_resolved_keys_are_masked_but_reach_workers() -> None:
+    """What Prefect stores of a flow parameter (fastapi's jsonable_encoder), repr and str show
+    `**********`; pickling (how Dask ships the settings to workers) keeps the keys."""
+    import pickle
+
+    from fastapi.encoders import jsonable_encoder
+    from pydantic import SecretStr
+
+    from slidegate.settings import S3Credentials, Settings
+
+    secret = "Pl4nted" + secrets.token_hex(16)
+    creds = S3Credentials(SecretStr("AKIDPLANTED"), SecretStr(secret), SecretStr(secret + "t"))
+    settings = Settings(s3_credentials=creds)
+    for shown in (json.dumps(jsonable_encoder(settings)), repr(settings), str(settings)):
+        assert secret not in shown and "AKIDPLANTED" not in shown and "**********" in shown
+    back = pickle.loads(pickle.dumps(settings))
+    assert back.s3_credentials.secret_access_key.get_secret_value() == secret
+
+
+def test_block_problems_name_the_block_never_a_value(prefect_server: Any) -> None:
+    from dataclasses import replace
+
+    from prefect.blocks.system import Secret
+
+    from flows.credentials import resolve_credentials
+    from slidegate.errors import SpecError
+    from slidegate.settings import Settings
+
+    secret = "Pl4nted" + secrets.token_hex(16)
+    Secret(value=secret).save("s3-flat", overwrite=True)
+    Secret(value={"aws_access_key_id": secret}).save("s3-half", overwrite=True)
+    cases = {
+        "s3-flat": "must hold a JSON object",
+        "s3-half": "has no value for aws_secret_access_key",
+        "s3-absent": "not found on the Prefect server",
+        "aws-credentials/s3-absent": "not found on the Prefect server",
+        "vault/s3-flat": "unknown block type 'vault'",
+    }
+    for name, expected in cases.items():
+        with pytest.raises(SpecError) as info:
+            resolve_credentials(Settings(s3_credentials_block=name))
+        assert expected in str(info.value) and repr(name) in str(info.value)
+        assert secret not in str(info.value) and info.value.__cause__ is None
+    assert resolve_credentials(Settings()) == Settings()  # no block: boto3's chain
+    creds = {"aws_access_key_id": "AKIDX", "aws_secret_access_key": secret}
+    Secret(value=creds).save("s3-ok", overwrite=True)
+    got = resolve_credentials(Settings(s3_credentials_block="s3-ok")).s3_credentials
+    assert got is not None and got.secret_access_key.get_secret_value() == secret
+    assert got.session_token is None
+    unchanged = replace(Settings(s3_credentials_block="s3-absent"), s3_credentials=got)
+    assert resolve_credentials(unchanged) is unchanged  # resolved once, at the edge
+
+
+def test_aws_credentials_block_document(prefect_server: Any) -> None:
+    """An `aws-credentials` block document as prefect-aws saves it (the secret key a SecretStr
+    field), read through the API without prefect-aws installed."""
+    from prefect.blocks.core import Block
+    from pydantic import SecretStr
+
+    from flows.credentials import resolve_credentials
+    from slidegate.settings import Settings
+
+    class AwsCredentials(Block):  # the fields of prefect_aws.AwsCredentials that matter here
+        _block_type_name = "AWS Credentials"
+        _block_type_slug = "aws-credentials"
+        aws_access_key_id: str | None = None
+        aws_secret_access_key: SecretStr | None = None
+        aws_session_token: str | None = None
+        region_name: str | None = None
+
+    secret = "Pl4nted" + secrets.token_hex(16)
+    AwsCredentials(aws_access_key_id="AKIDB", aws_secret_access_key=SecretStr(secret)).save(
+        "s3-aws", overwrite=True
+    )
+    got = resolve_credentials(Settings(s3_credentials_block="aws-credentials/s3-aws"))
+    creds = got.s3_credentials
+    assert creds is not None and creds.access_key_id.get_secret_value() == "AKIDB"
+    assert creds.secret_access_key.get_secret_value() == secret and creds.session_token is None

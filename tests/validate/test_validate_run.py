@@ -142,3 +142,32 @@ def test_warn_severity_does_not_block(cohort, metadata: pd.DataFrame, policy) ->
         "values match ^[a-z][a-z ,/-]{0,63}$ (1 of 3 rows)",
     )
     no_values(outcome, CANARY)
+
+
+def test_data_docs_are_byte_deterministic(cohort, metadata: pd.DataFrame, policy, tmp_path) -> None:
+    """Two runs of the same tables and release id write the same files, byte for byte (GX's
+    run time, render time, load time and random element ids are fixed or numbered)."""
+    import hashlib
+    import re
+
+    def docs(name: str) -> dict[str, str]:
+        root = tmp_path / name
+        validate_tables(cohort, metadata, policy, docs_dir=root, run_name="rel-7")
+        return {
+            p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
+
+    first, second = docs("a"), docs("b")
+    assert first == second
+    pages = [p for p in first if p.endswith(".html")]
+    assert "index.html" in pages and any(p.startswith("static/") for p in first)
+    runs = [p for p in pages if p.startswith("validations/")]
+    assert runs and all("/rel-7/20000101T000000.000000Z/" in p for p in runs)
+    uuid4 = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+    stamp = re.compile(rb"20\d{6}T\d{6}\.\d{6}Z")
+    for page in pages:
+        data = (tmp_path / "a" / page).read_bytes()
+        assert not uuid4.search(data), page
+        assert {m.group() for m in stamp.finditer(data)} <= {b"20000101T000000.000000Z"}
