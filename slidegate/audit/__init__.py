@@ -17,6 +17,7 @@ from slidegate.audit.reopen import verify_output
 from slidegate.audit.scan import scan_tree
 from slidegate.formats.dicom_layout import sniff as dicom_sniff
 from slidegate.models import DeidPlan, Finding, SlideFacts
+from slidegate.sources import SourceRef, open_binary
 
 __all__ = ["AuditResult", "Needles", "audit_output", "phi_needles", "scan_tree", "verify_output"]
 
@@ -35,9 +36,9 @@ class AuditResult:
         return sum(self.skipped.values())
 
 
-def _tiff_readable(source: Path) -> bool:
+def _tiff_readable(source: SourceRef) -> bool:
     try:
-        with tifffile.TiffFile(str(source)):
+        with open_binary(source) as fh, tifffile.TiffFile(fh):
             return True
     except Exception:
         return False
@@ -50,13 +51,15 @@ def audit_output(
     canaries: Sequence[tuple[str, str]] = (),
     *,
     tolerance: int = 0,
+    source: SourceRef | None = None,
 ) -> AuditResult:
     """Scan every byte under `out` for the PHI values of `facts` that `plan` removes (and the
-    canaries), then re-open `out` and compare it with the plan and the source pixels."""
+    canaries), then re-open `out` and compare it with the plan and the source pixels (read from
+    `source` when given: a local copy or an S3 object, else `facts.source_path`)."""
     needles = phi_needles(facts, plan, canaries)
     findings = scan_tree(out, needles.needles)
-    source = Path(facts.source_path)
-    readable = _tiff_readable(source) or dicom_sniff(source)
+    source = Path(facts.source_path) if source is None else source
+    readable = _tiff_readable(source) or (isinstance(source, Path) and dicom_sniff(source))
     problems = verify_output(out, plan, source, tolerance=tolerance, compare_pixels=readable)
     return AuditResult(
         ok=not findings and not problems,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import zarr
 from slidegate.formats.dicom_layout import sniff as dicom_sniff
 from slidegate.formats.dicom_verify import compare_dicom_levels
 from slidegate.models import DeidPlan, LevelFacts
+from slidegate.sources import SourceRef, open_binary
 
 REGION = 2048
 SCALE_RTOL = 1e-2  # per-axis downsample of a native pyramid may differ slightly from the mean
@@ -181,7 +183,7 @@ def _compare_level(
 def verify_output(
     out: Path,
     plan: DeidPlan,
-    source: Path,
+    source: SourceRef,
     *,
     tolerance: int = 0,
     compare_pixels: bool = True,
@@ -216,13 +218,13 @@ def verify_output(
         arrays[i] = arr
     if not compare_pixels:
         return problems
-    if dicom_sniff(Path(source)):  # DICOM WSI: pydicom's own decode of the source frames
-        return [*problems, *compare_dicom_levels(arrays, plan, Path(source))]
-    try:
-        tf = tifffile.TiffFile(str(source))  # opened read-only ("rb")
-    except Exception:
-        return [*problems, "source cannot be re-read with tifffile; pixels not compared"]
-    with tf:
+    if isinstance(source, Path) and dicom_sniff(source):  # DICOM WSI: pydicom's own decode
+        return [*problems, *compare_dicom_levels(arrays, plan, source)]
+    with ExitStack() as stack:
+        try:  # opened read-only: a local file or ranged GETs on S3
+            tf = stack.enter_context(tifffile.TiffFile(stack.enter_context(open_binary(source))))
+        except Exception:
+            return [*problems, "source cannot be re-read with tifffile; pixels not compared"]
         for i, arr in arrays.items():
             try:
                 problem = _compare_level(i, plan.levels[i], arr, tf, tolerance)

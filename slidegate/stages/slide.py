@@ -20,6 +20,7 @@ from slidegate.errors import (
 )
 from slidegate.formats import read_facts
 from slidegate.models import DeidPlan, SlideFacts, SlideReport
+from slidegate.sources import S3Ref, slide_source
 from slidegate.spec import CohortSlide
 from slidegate.stages.context import ReleaseContext
 
@@ -39,10 +40,13 @@ def inventory(ctx: ReleaseContext, slide: CohortSlide) -> SlideReport:
         slide_id=slide.slide_id, pseudonym=pseudonym, stage="inventory", status="ok"
     )
     try:
-        facts = read_facts(slide.path, slide.slide_id)
+        with slide_source(slide.path, ctx.settings, ctx.work) as src:
+            facts = read_facts(src, slide.slide_id)
     except SLIDE_ERRORS as exc:
         log.warning("slide %s quarantined at inventory: %s", slide.slide_id, exc)
         return quarantine(report, "inventory", exc.reason)
+    if isinstance(slide.path, S3Ref):  # facts name the object, not a scratch copy
+        facts = facts.model_copy(update={"source_path": str(slide.path)})
     path = ctx.facts_path(pseudonym)
     facts.save(path)
     return report.model_copy(
@@ -67,7 +71,8 @@ def deidentify(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         _save_plan(ctx, plan)
         conv = ctx.policies.profile.conversion
         opts = ConvertOptions(mode=conv.mode, quality=conv.quality, pyramid=conv.pyramid)
-        written = write_ome_zarr(Path(facts.source_path), plan, out, opts)
+        with slide_source(facts.source_path, ctx.settings, ctx.work) as src:
+            written = write_ome_zarr(src, plan, out, opts)
     except (TransientIOError, OSError):
         shutil.rmtree(out, ignore_errors=True)  # e.g. disk full: no partial output stays
         raise
@@ -102,7 +107,8 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         return report
     facts = SlideFacts.load(Path(report.facts_path))
     plan = DeidPlan.model_validate_json(ctx.plan_path(report.pseudonym).read_text("utf-8"))
-    result = audit_output(Path(report.output_path), facts, plan, ctx.canaries())
+    with slide_source(facts.source_path, ctx.settings, ctx.work) as src:
+        result = audit_output(Path(report.output_path), facts, plan, ctx.canaries(), source=src)
     record = {
         "pseudonym": report.pseudonym,
         "needles": result.needles,
