@@ -15,6 +15,7 @@ import errno
 import functools
 import hashlib
 import io
+import os
 import posixpath
 import shutil
 import tempfile
@@ -29,7 +30,7 @@ from slidegate.errors import SpecError, TransientIOError
 from slidegate.settings import Settings
 
 #: read-ahead of the buffered S3 reader: one ranged GET fetches at least this much
-READ_AHEAD = 256 * 1024
+READ_AHEAD = 64 * 1024
 TIFF_MAGICS = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 
 
@@ -127,6 +128,11 @@ class S3RangeFile(io.RawIOBase):
     """A read-only, seekable raw file over one S3 object: every read is one ranged GET.
     Wrap it in `io.BufferedReader` (see `open_binary`) for read-ahead. Thread-safe `pread`."""
 
+    #: bytes and GET requests fetched by every S3RangeFile of this process (proof of ranged reads)
+    total_fetched = 0
+    total_requests = 0
+    _count_lock = threading.Lock()
+
     def __init__(self, ref: S3Ref) -> None:
         super().__init__()
         size = head_size(ref)
@@ -134,10 +140,6 @@ class S3RangeFile(io.RawIOBase):
             raise FileNotFoundError(f"no source object {ref}")
         self.ref, self.size, self._pos = ref, size, 0
         self.name = ref.name
-        self._lock = threading.Lock()
-        #: bytes and requests fetched through this file (the tests prove reads are ranged)
-        self.fetched = 0
-        self.requests = 0
 
     def readable(self) -> bool:
         return True
@@ -165,9 +167,9 @@ class S3RangeFile(io.RawIOBase):
             data: bytes = body.read()
         except Exception as exc:
             raise _io_error(self.ref, "read", exc) from None
-        with self._lock:
-            self.fetched += len(data)
-            self.requests += 1
+        with S3RangeFile._count_lock:
+            S3RangeFile.total_fetched += len(data)
+            S3RangeFile.total_requests += 1
         return data
 
     def readinto(self, buffer: Any) -> int:
@@ -185,14 +187,11 @@ def open_binary(ref: SourceRef | str) -> BinaryIO:
     return io.BufferedReader(S3RangeFile(ref), buffer_size=READ_AHEAD)
 
 
-def positional_reader(handle: Any) -> Callable[[int, int], bytes]:
-    """`read(offset, length)` without a shared file position, for a handle from `open_binary`
-    (or tifffile's FileHandle around one): `os.pread` locally, a ranged GET on S3."""
-    raw = getattr(handle, "raw", None)
-    if isinstance(raw, S3RangeFile):
-        return raw.pread
-    import os
-
+def positional_reader(ref: SourceRef, handle: Any) -> Callable[[int, int], bytes]:
+    """`read(offset, length)` without a shared file position: `os.pread` on the open local
+    `handle` (a file object or tifffile's FileHandle), a ranged GET for an S3 object."""
+    if isinstance(ref, S3Ref):
+        return S3RangeFile(ref).pread
     fd = handle.fileno()
     return lambda offset, length: os.pread(fd, length, offset)
 

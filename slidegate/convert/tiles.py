@@ -93,7 +93,7 @@ class TiffTiles:
             self._levels = [
                 None if ref.channels else _tiled_level(ref.page, self.path) for ref in refs
             ]
-            self._pread = positional_reader(tif.filehandle)  # os.pread, or a ranged GET
+            self._pread = positional_reader(self.path, tif.filehandle)  # pread or ranged GET
         except BaseException:
             stack.close()
             raise
