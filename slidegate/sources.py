@@ -11,7 +11,6 @@ only ever read (GET / HEAD / LIST); credentials come from boto3's chain, as for 
 
 from __future__ import annotations
 
-import errno
 import functools
 import hashlib
 import io
@@ -88,10 +87,15 @@ def client(ref: S3Ref) -> Any:
     return _client(ref.settings)
 
 
-def _io_error(ref: S3Ref, op: str, exc: BaseException) -> OSError:
-    """An S3 failure as an OSError naming the object and operation (never credentials)."""
+def _io_error(ref: S3Ref, op: str, exc: BaseException) -> TransientIOError:
+    """An S3 failure (after boto3's own retries) naming the object and the operation, never
+    credentials: transient, so the slide's task is retried instead of the slide quarantined."""
     code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-    return OSError(errno.EIO, f"cannot {op} source object {ref} ({code})")
+    return TransientIOError(
+        f"cannot {op} source object {ref} ({code}); check the endpoint, the bucket and the "
+        "credentials' read access",
+        reason="source storage unavailable",
+    )
 
 
 def head_size(ref: S3Ref) -> int | None:
@@ -232,7 +236,7 @@ def fetch(ref: S3Ref, scratch: Path) -> Path:
                 _fetch_prefix(S3Ref(ref.bucket, folder, ref.settings), scratch / local.stem)
         else:
             _fetch_prefix(ref, local)
-    except OSError:
+    except (OSError, TransientIOError):
         raise
     except Exception as exc:
         raise _io_error(ref, "download", exc) from None
@@ -265,7 +269,4 @@ def slide_source(location: SourceRef | str, settings: Settings, work: Path) -> I
 
 def _read_in_place(ref: S3Ref) -> bool:
     """An existing object with a TIFF header (a missing key is a folder-like prefix)."""
-    try:
-        return head_size(ref) is not None and _is_tiff_object(ref)
-    except OSError as exc:
-        raise TransientIOError(str(exc), reason="source storage unavailable") from None
+    return head_size(ref) is not None and _is_tiff_object(ref)

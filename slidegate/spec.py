@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import field_validator
 
 from slidegate import sources
-from slidegate.errors import PolicyError, SpecError
+from slidegate.errors import PolicyError, SpecError, TransientIOError
 from slidegate.policy import StrictModel, load_yaml_model
 from slidegate.settings import Settings
 from slidegate.sources import S3Ref, SourceRef, is_s3, parse_s3
@@ -154,11 +154,8 @@ def check_s3_slides(
     slide_ids = _check_column(slide_ids, cohort_path)
     try:
         keys = sources.list_keys(source_root)
-    except OSError as exc:
-        raise SpecError(
-            f"source {source_root} cannot be listed ({exc.strerror}); check the bucket name, "
-            "the endpoint (--s3-endpoint-url) and the credentials' read access"
-        ) from None
+    except TransientIOError as exc:
+        raise SpecError(f"source {source_root}: {exc}") from None
     objects = set(keys)
     folders = {parent for k in keys for parent in _parents(k)}
     seen: dict[str, int] = {}

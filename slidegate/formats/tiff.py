@@ -20,7 +20,7 @@ from xml.etree import ElementTree
 import numpy as np
 import tifffile
 
-from slidegate.errors import CorruptSlideError, UnsupportedSlideError
+from slidegate.errors import CorruptSlideError, TransientIOError, UnsupportedSlideError
 from slidegate.formats.sanity import check_ifd_chain, check_tile_table
 from slidegate.models import AssociatedImage, AssociatedKind, LevelFacts, MetadataField
 from slidegate.sources import SourceRef, open_binary
@@ -185,7 +185,7 @@ def open_tiff(path: SourceRef) -> Iterator[tifffile.TiffFile]:
                 raise ValueError("no pages")
             for page in pages:
                 _ = page.shape, page.dtype, page.description
-        except (CorruptSlideError, UnsupportedSlideError):
+        except (CorruptSlideError, UnsupportedSlideError, TransientIOError):
             raise
         except Exception as exc:  # tifffile raises many kinds on damaged files
             raise CorruptSlideError(

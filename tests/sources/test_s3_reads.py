@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from slidegate.convert.tiles import TiffTiles
-from slidegate.errors import SpecError
+from slidegate.errors import SpecError, TransientIOError
 from slidegate.formats import read_facts
 from slidegate.formats.tiff import open_tiff
 from slidegate.settings import Settings
@@ -77,6 +77,26 @@ def test_non_tiff_slide_is_fetched_to_scratch_and_removed(bucket, tmp_path: Path
             assert fh.read(4) == b"II*\0"
 
 
+def test_dicom_series_prefix_is_fetched_whole(bucket, s3_service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from slidegate.synth.dicom import write_dicom_wsi
+
+    name, settings = bucket
+    slide = write_dicom_wsi(tmp_path / "series", seed=5, size=(256, 384))
+    for file in sorted(slide.path.iterdir()):
+        s3_service.client().upload_file(str(file), name, f"wsi/series/{file.name}")
+    local = read_facts(slide.path, "series")
+    with slide_source(f"s3://{name}/wsi/series", settings, tmp_path / "work") as src:
+        remote = read_facts(src, "series")
+    assert remote.format == "dicom" and remote.sha256 == local.sha256
+    assert len(remote.levels) == len(local.levels) and len(remote.associated) == 3
+
+
+def test_unreachable_storage_is_transient_not_corrupt(tmp_path: Path) -> None:
+    down = Settings(s3_endpoint_url="http://127.0.0.1:9", s3_max_attempts=1)
+    with pytest.raises(TransientIOError, match=r"cannot read source object s3://b1/x\.svs"):
+        read_facts(S3Ref("b1", "x.svs", down), "x.svs")
+
+
 def _spec(tmp_path: Path, source: str, rows: list[str]) -> Path:
     (tmp_path / "cohort.csv").write_text(HEADER + "".join(r + ROW for r in rows))
     spec = tmp_path / "spec.yaml"
@@ -101,5 +121,5 @@ def test_spec_checks_s3_source_before_any_work(bucket, tmp_path: Path) -> None: 
         load_spec(_spec(tmp_path, f"s3://{name}/wsi", ["../cmu.svs"]), settings)
     with pytest.raises(SpecError, match="row 2: duplicate slide"):
         load_spec(_spec(tmp_path, f"s3://{name}/wsi", ["cmu.svs", "./cmu.svs"]), settings)
-    with pytest.raises(SpecError, match="cannot be listed"):
+    with pytest.raises(SpecError, match="cannot list source object s3://no-such-bucket-h4/wsi"):
         load_spec(_spec(tmp_path, "s3://no-such-bucket-h4/wsi", ["cmu.svs"]), settings)
