@@ -91,6 +91,21 @@ def test_dicom_series_prefix_is_fetched_whole(bucket, s3_service, tmp_path: Path
     assert len(remote.levels) == len(local.levels) and len(remote.associated) == 3
 
 
+def test_mrxs_object_is_fetched_with_its_folder(bucket, s3_service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from slidegate.synth.mrxs import canary_meta, write_mrxs
+
+    name, settings = bucket
+    path = write_mrxs(tmp_path / "m", "M0003", canary_meta(7), seed=7, size=(512, 512), levels=2)
+    for file in sorted(p for p in path.parent.rglob("*") if p.is_file()):
+        key = f"wsi/mrxs/{file.relative_to(path.parent).as_posix()}"
+        s3_service.client().upload_file(str(file), name, key)
+    local = read_facts(path, path.name)
+    with slide_source(f"s3://{name}/wsi/mrxs/{path.name}", settings, tmp_path / "work") as src:
+        remote = read_facts(src, path.name)
+    assert remote.format == "mrxs" and remote.sha256 == local.sha256
+    assert remote.model_dump(exclude={"source_path"}) == local.model_dump(exclude={"source_path"})
+
+
 def test_unreachable_storage_is_transient_not_corrupt(tmp_path: Path) -> None:
     down = Settings(s3_endpoint_url="http://127.0.0.1:9", s3_max_attempts=1)
     with pytest.raises(TransientIOError, match=r"cannot read source object s3://b1/x\.svs"):
