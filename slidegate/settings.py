@@ -44,6 +44,8 @@ class Settings:
     publish_retry_delay_s: int = 5
     #: attempts per S3 request inside boto3 (its own backoff), before a task-level retry
     s3_max_attempts: int = 5
+    #: private S3 prefix (s3://bucket/prefix) for audited outputs instead of the work area
+    staging_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:

@@ -17,8 +17,10 @@ from slidegate.publish.release import (
     write_manifest,
 )
 from slidegate.publish.stores import check_writable, open_store
+from slidegate.sources import is_s3
 from slidegate.stages.cohort import CohortOutcome
 from slidegate.stages.context import ReleaseContext
+from slidegate.staging import publish_staged
 
 log = logging.getLogger("slidegate.stages")
 
@@ -41,13 +43,17 @@ def publish_slide(ctx: ReleaseContext, report: SlideReport) -> list[ObjectRecord
     if report.status != "approved" or report.output_path is None:
         raise ValueError(f"slide {report.pseudonym} is not approved; it must not be published")
     store = open_store(ctx.target, ctx.settings)
-    records = publish_tree(
-        store,
-        ctx.release,
-        Path(report.output_path),
-        f"slides/{report.pseudonym}.ome.zarr",
-        concurrency=ctx.settings.upload_concurrency,
-    )
+    dest = f"slides/{report.pseudonym}.ome.zarr"
+    if is_s3(report.output_path):  # staged on S3: copied from the staging prefix
+        records = publish_staged(store, ctx.release, report.output_path, dest, ctx.settings)
+    else:
+        records = publish_tree(
+            store,
+            ctx.release,
+            Path(report.output_path),
+            dest,
+            concurrency=ctx.settings.upload_concurrency,
+        )
     log.info("slide %s published: %d objects", report.pseudonym, len(records))
     return records
 

@@ -23,6 +23,7 @@ from slidegate.models import DeidPlan, SlideFacts, SlideReport
 from slidegate.sources import S3Ref, slide_source
 from slidegate.spec import CohortSlide
 from slidegate.stages.context import ReleaseContext
+from slidegate.staging import stage_out
 
 log = logging.getLogger("slidegate.stages")
 
@@ -133,7 +134,8 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         )
         reason = "audit: re-open check failed (" + "; ".join(result.problems)[:300] + ")"
         return quarantine(report, "audit", reason).model_copy(update={"detail": detail})
-    return report.model_copy(update={"stage": "audit", "detail": detail})
+    staged = stage_out(Path(report.output_path), ctx.settings, ctx.release, report.pseudonym)
+    return report.model_copy(update={"stage": "audit", "detail": detail, "output_path": staged})
 
 
 def failed(slide_id: str, pseudonym: str, exc: BaseException | None) -> SlideReport:

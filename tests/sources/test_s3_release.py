@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from slidegate.publish.release import verify_release
-from slidegate.publish.stores import LocalStore
+from slidegate.publish.stores import LocalStore, S3Store
 from slidegate.settings import Settings
 from slidegate.stages.context import key_path
 from tests.services import S3Service
@@ -86,8 +86,27 @@ def releases(prefect_server, s3_service: S3Service, real_slides: Path, tmp_path_
                 shutil.copy(key_path(runs["local"]["settings"], RELEASE), key)
             runs[kind] = {"result": _run(spec, settings), "settings": settings}
             runs[kind]["target"] = tmp / kind / "target" / RELEASE
+        # staging on S3, S3 source and S3 target: a steward's prefix needs write access
+        mp.setenv("AWS_ACCESS_KEY_ID", s3_service.access_key)
+        mp.setenv("AWS_SECRET_ACCESS_KEY", s3_service.secret_key)
+        for name in (f"{bucket}-stg", f"{bucket}-out"):
+            admin.create_bucket(Bucket=name)
+        spec = cohort.root / "staged.yaml"
+        spec.write_text(
+            f"release: {RELEASE}\nsource: s3://{bucket}/cohort\ncohort: cohort.csv\n"
+            f"profile: open-access\ntarget: s3://{bucket}-out/rel\n"
+        )
+        settings = Settings(
+            work_dir=tmp / "staged" / "work",
+            s3_endpoint_url=s3_service.endpoint_url,
+            staging_url=f"s3://{bucket}-stg/staging",
+        )
+        key = key_path(settings, RELEASE)
+        key.parent.mkdir(parents=True)
+        shutil.copy(key_path(runs["local"]["settings"], RELEASE), key)
+        runs["staged"] = {"result": _run(spec, settings), "settings": settings}
     after = {o["Key"]: o["ETag"] for o in admin.list_objects_v2(Bucket=bucket)["Contents"]}
-    return {"runs": runs, "etags": etags, "after": after, "tmp": tmp}
+    return {"runs": runs, "etags": etags, "after": after, "tmp": tmp, "bucket": bucket}
 
 
 def test_s3_source_release_equals_local_release(releases) -> None:  # type: ignore[no-untyped-def]
@@ -117,3 +136,24 @@ def test_s3_facts_name_objects_and_never_reach_the_release(releases) -> None:  #
         if file.is_file():
             data = file.read_bytes()
             assert b"s3://" not in data and b"cohort/" not in data, file
+
+
+def test_staging_on_s3_leaves_nothing_local_and_publishes_the_same_slides(  # type: ignore[no-untyped-def]
+    releases, s3_service: S3Service
+) -> None:
+    run, bucket = releases["runs"]["staged"], releases["bucket"]
+    work = run["settings"].work_dir / "releases" / RELEASE
+    assert not [p for p in (work / "staging").rglob("*") if p.is_file()]
+    admin = s3_service.client()
+    staged = admin.list_objects_v2(Bucket=f"{bucket}-stg", Prefix=f"staging/{RELEASE}/")
+    assert any(o["Key"].endswith("/zarr.json") for o in staged.get("Contents", []))
+    target = S3Store(f"{bucket}-out", "rel", admin)
+    assert verify_release(target, RELEASE) == []
+    manifest = json.loads(target.get_bytes(f"{RELEASE}/manifest.json"))
+    published = {
+        o["path"].removeprefix("slides/"): o["sha256"]
+        for o in manifest["objects"]
+        if o["path"].startswith("slides/")
+    }
+    local = releases["runs"]["local"]["target"] / "slides"
+    assert published and published == _tree_sums(local)
