@@ -200,10 +200,6 @@ def positional_reader(ref: SourceRef, handle: Any) -> Callable[[int, int], bytes
     return lambda offset, length: os.pread(fd, length, offset)
 
 
-def is_file(ref: SourceRef) -> bool:
-    return ref.is_file() if isinstance(ref, Path) else head_size(ref) is not None
-
-
 def stream_sha256(ref: S3Ref) -> tuple[str, int]:
     """sha256 and size of one object, streamed (never stored)."""
     digest, size = hashlib.sha256(), 0
