@@ -59,7 +59,7 @@ def handlers() -> list[FormatHandler]:
 
 def handler_for(path: SourceRef) -> FormatHandler | None:
     """None for the TIFF family; an S3 object is always read as TIFF (other formats on S3 are
-    fetched to a local scratch copy first: `slidegate.sources.readable`)."""
+    fetched to a local scratch copy first: `slidegate.sources.slide_source`)."""
     if not isinstance(path, Path):
         return None
     for handler in handlers():
