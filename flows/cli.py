@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--cluster", help="Dask cluster spec by name: deploy/dask/<NAME>.yaml (or a path)"
         )
         p.add_argument("--workers", type=int, help="LocalCluster worker processes (default 2)")
-        p.add_argument("--s3-endpoint-url", help="S3-compatible endpoint for s3:// targets")
+        p.add_argument(
+            "--s3-endpoint-url", help="S3-compatible endpoint for s3:// sources and targets"
+        )
+        p.add_argument("--staging-url", help="private s3://bucket/prefix for audited slide outputs")
         p.add_argument(
             "--s3-credentials-block",
             help="S3 keys from a Prefect block: Secret NAME (JSON) or aws-credentials/NAME",
@@ -148,6 +151,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         s3_endpoint_url=getattr(args, "s3_endpoint_url", None),
         cluster=getattr(args, "cluster", None),
         s3_credentials_block=getattr(args, "s3_credentials_block", None),
+        staging_url=getattr(args, "staging_url", None),
     )
 
 

@@ -57,6 +57,8 @@ class Settings:
     publish_retry_delay_s: int = 5
     #: attempts per S3 request inside boto3 (its own backoff), before a task-level retry
     s3_max_attempts: int = 5
+    #: private S3 prefix (s3://bucket/prefix) for audited outputs instead of the work area
+    staging_url: str | None = None
     #: S3 credentials from a Prefect block: a `Secret` block name, or `aws-credentials/NAME`
     #: (prefect-aws). None: boto3's chain (environment, AWS config profile, instance role)
     s3_credentials_block: str | None = None

@@ -18,6 +18,7 @@ from slidegate.audit.scan import scan_tree
 from slidegate.audit.vendor_pixels import czi_sniff, mrxs_sniff
 from slidegate.formats.dicom_layout import sniff as dicom_sniff
 from slidegate.models import DeidPlan, Finding, SlideFacts
+from slidegate.sources import SourceRef, open_binary
 
 __all__ = ["AuditResult", "Needles", "audit_output", "phi_needles", "scan_tree", "verify_output"]
 
@@ -36,12 +37,15 @@ class AuditResult:
         return sum(self.skipped.values())
 
 
-def _readable(source: Path) -> bool:
-    """An independent reader of the audit opens this source (sources.py)."""
-    if dicom_sniff(source) or czi_sniff(source) or mrxs_sniff(source):
+def _readable(source: SourceRef) -> bool:
+    """An independent reader of the audit opens this source (a local path for DICOM, CZI and
+    MRXS: S3 objects of those formats are fetched to scratch first; TIFF family anywhere)."""
+    if isinstance(source, Path) and (
+        dicom_sniff(source) or czi_sniff(source) or mrxs_sniff(source)
+    ):
         return True
     try:
-        with tifffile.TiffFile(str(source)):
+        with open_binary(source) as fh, tifffile.TiffFile(fh):
             return True
     except Exception:
         return False
@@ -55,13 +59,16 @@ def audit_output(
     *,
     tolerance: int = 0,
     conversion: Conversion | None = None,
+    source: SourceRef | None = None,
 ) -> AuditResult:
     """Scan every byte under `out` for the PHI values of `facts` that `plan` removes (and the
     canaries), then re-open `out` and compare it with the plan and the source pixels, as
-    written with `conversion` (the profile's mode, quality, pyramid; default pass-through)."""
+    written with `conversion` (the profile's mode, quality, pyramid; default pass-through).
+    The source is read from `source` when given (a local copy or an S3 object), else from
+    `facts.source_path`."""
     needles = phi_needles(facts, plan, canaries)
     findings = scan_tree(out, needles.needles)
-    source = Path(facts.source_path)
+    source = Path(facts.source_path) if source is None else source
     readable = _readable(source)
     problems = verify_output(
         out, plan, source, tolerance=tolerance, compare_pixels=readable, conversion=conversion

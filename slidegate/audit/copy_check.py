@@ -22,6 +22,7 @@ from slidegate.formats.dicom_copy import STRUCTURE
 from slidegate.formats.dicom_reader import open_dicom
 from slidegate.formats.tiff_copy import ALLOWED_TAGS, BATCH, LIBRARY
 from slidegate.models import DeidPlan
+from slidegate.sources import SourceRef
 
 #: plan format -> OpenSlide's `openslide.vendor` for the copy
 VENDORS = {"svs": "aperio", "tiff": "generic-tiff", "dicom": "dicom"}
@@ -108,7 +109,7 @@ def _tiff_pages(copy: Path, plan: DeidPlan) -> list[str]:
     return problems
 
 
-def _tiff_tiles(copy: Path, plan: DeidPlan, source: Path) -> list[str]:
+def _tiff_tiles(copy: Path, plan: DeidPlan, source: SourceRef) -> list[str]:
     problems = []
     with TiffTiles(source) as src, TiffTiles(copy) as dst:
         for i, lv in enumerate(plan.levels):
@@ -146,14 +147,16 @@ def _dicom_tiles(copy: Path, plan: DeidPlan, source: Path) -> list[str]:
     return problems
 
 
-def check_copy(copy: Path, plan: DeidPlan, source: Path) -> list[str]:
+def check_copy(copy: Path, plan: DeidPlan, source: SourceRef) -> list[str]:
     """Problems of the original-format copy at `copy` (a file, or a folder for DICOM)."""
-    copy, source = Path(copy), Path(source)
+    copy = Path(copy)
     try:
         if plan.format == "dicom":
             files = sorted(copy.glob("*.dcm"))
             if not files:
                 return ["the DICOM copy folder holds no instance"]
+            if not isinstance(source, Path):  # S3 DICOM sources are fetched to scratch first
+                return ["the DICOM source is not local; the copy cannot be compared"]
             return _dicom_tiles(copy, plan, source) + _openslide(files[0], plan)
         problems = _tiff_pages(copy, plan)
         if problems:

@@ -25,6 +25,7 @@ from slidegate.audit.pixels import Rule, compare_derived, compare_level, rules_f
 from slidegate.audit.sources import DicomSource, Source, open_source
 from slidegate.formats.dicom_verify import compare_dicom_levels
 from slidegate.models import DeidPlan, LevelFacts
+from slidegate.sources import SourceRef
 
 SCALE_RTOL = 1e-2  # per-axis downsample of a native pyramid may differ slightly from the mean
 
@@ -140,7 +141,7 @@ class _Written:
 def verify_output(
     out: Path,
     plan: DeidPlan,
-    source: Path,
+    source: SourceRef,
     *,
     tolerance: int = 0,
     compare_pixels: bool = True,
@@ -184,10 +185,10 @@ def verify_output(
     if not compare_pixels:
         return problems
     try:
-        with open_source(Path(source)) as src:
+        with open_source(source) as src:
             if src is None:
                 return [*problems, "source cannot be re-read independently; pixels not compared"]
-            problems += _compare(arrays, plan, Path(source), src, conv, tolerance)
+            problems += _compare(arrays, plan, src, conv, tolerance)
     except Exception as exc:  # the source cannot be opened by its independent reader
         problems.append(f"source could not be re-read ({type(exc).__name__}); pixels not compared")
     return problems
@@ -196,7 +197,6 @@ def verify_output(
 def _compare(
     arrays: Mapping[int, zarr.Array],
     plan: DeidPlan,
-    source: Path,
     src: Source,
     conv: Conversion,
     tolerance: int,
@@ -216,7 +216,7 @@ def _compare(
     problems: list[str] = []
     lossy = rules[0].psnr is not None
     if isinstance(src, DicomSource) and not lossy:  # frame by frame, pydicom's own offsets
-        problems += compare_dicom_levels(native, plan, source)
+        problems += compare_dicom_levels(native, plan, src.path)
     else:
         for i, arr in native.items():
             problems += _native(i, arr, plan.levels[i], src, rules[i])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from slidegate.audit.pixels import Reader
 from slidegate.formats.dicom_layout import sniff as dicom_sniff
 from slidegate.formats.dicom_verify import _LOSSY_TS, LOSSY_TOLERANCE, _positions, _volume_headers
 from slidegate.models import LevelFacts
+from slidegate.sources import SourceRef, open_binary
 
 
 class Source(Protocol):
@@ -109,6 +110,7 @@ class DicomSource:
     name = "pydicom's decode of the source"
 
     def __init__(self, source: Path) -> None:
+        self.path = source
         self.headers = _volume_headers(source)
         lossy = any(str(ds.file_meta.TransferSyntaxUID) in _LOSSY_TS for _, ds in self.headers)
         self.tolerance = LOSSY_TOLERANCE if lossy else 0
@@ -160,11 +162,22 @@ class DicomSource:
 
 
 @contextmanager
-def open_source(source: Path) -> Iterator[Source | None]:
-    """The independent reader of `source`, or None when no reader here can open it."""
+def open_source(source: SourceRef) -> Iterator[Source | None]:
+    """The independent reader of `source`, or None when no reader here can open it. DICOM,
+    CZI and MRXS are local paths (S3 objects of those formats are fetched to scratch first);
+    the TIFF family is read in place, from a file or with ranged GETs on S3."""
     from slidegate.audit.vendor_pixels import CziSource, MrxsSource, czi_sniff, mrxs_sniff
 
-    source = Path(source)
+    if not isinstance(source, Path):
+        with ExitStack() as stack:
+            try:
+                tf = tifffile.TiffFile(stack.enter_context(open_binary(source)))
+            except Exception:
+                yield None
+                return
+            with tf:
+                yield TiffSource(tf)
+        return
     if dicom_sniff(source):
         yield DicomSource(source)
         return

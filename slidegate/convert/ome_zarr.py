@@ -39,6 +39,7 @@ from slidegate.formats import RegionReader, open_reader
 from slidegate.formats.dicom_reader import DicomSlide, open_dicom
 from slidegate.formats.registry import handler_for
 from slidegate.models import DeidPlan, LevelFacts
+from slidegate.sources import SourceRef
 
 Mode = Literal["passthrough", "lossless", "jpeg"]
 log = logging.getLogger("slidegate.convert")
@@ -124,14 +125,14 @@ class _Source:
     """Decoded regions of the source levels: raw tiles + tifffile's decoder for tiled TIFF
     pages, the format's region reader otherwise (opened only when needed)."""
 
-    def __init__(self, path: Path, stack: ExitStack, pool: Executor | None) -> None:
+    def __init__(self, path: SourceRef, stack: ExitStack, pool: Executor | None) -> None:
         self.path, self._stack, self.pool = path, stack, pool
         handler = handler_for(path)
         self.tiles: TiffTiles | None = None
         self.dicom: DicomSlide | None = None
         if handler is None:
             self.tiles = stack.enter_context(TiffTiles(path))
-        elif handler.name == "dicom":
+        elif handler.name == "dicom" and isinstance(path, Path):
             self.dicom = stack.enter_context(open_dicom(path))
         self._reader: RegionReader | None = None
 
@@ -245,7 +246,7 @@ def _pyramid_2x(
 
 
 def write_ome_zarr(
-    source: Path, plan: DeidPlan, out: Path, options: ConvertOptions | None = None
+    source: SourceRef, plan: DeidPlan, out: Path, options: ConvertOptions | None = None
 ) -> int:
     """Write `plan`'s pyramid of `source` to the OME-Zarr group `out`; return bytes written."""
     opts = options or ConvertOptions()
@@ -269,7 +270,7 @@ def write_ome_zarr(
     )
     with ExitStack() as stack:
         pool = stack.enter_context(ThreadPoolExecutor(opts.threads)) if opts.threads > 1 else None
-        src = _Source(Path(source), stack, pool)
+        src = _Source(Path(source) if isinstance(source, str) else source, stack, pool)
         if opts.pyramid == "native":
             for i, lv in enumerate(plan.levels):
                 _native_level(src, group, out, i, lv, opts)

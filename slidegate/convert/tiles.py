@@ -1,15 +1,15 @@
 """Raw tile access to the pyramid pages of a tiled TIFF-family source (SVS, generic TIFF).
 
 One read-only handle per source; compressed tile bytes are read with `os.pread` (no shared file
-position, so threads may read at once), neighbouring tiles coalesced into one read. Regions are
-decoded tile by tile with tifffile's own decoder for the page (`page.decode`), so decoded pixels
-are tifffile's pixels by construction; zero-length tiles decode to the fill value (0).
+position, so threads may read at once; a ranged GET for a slide on S3), neighbouring tiles
+coalesced into one read. Regions are decoded tile by tile with tifffile's own decoder for the page
+(`page.decode`), so decoded pixels are tifffile's pixels by construction; zero-length tiles
+decode to the fill value (0).
 Not picklable: open one per task, by path.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import ExitStack
@@ -24,6 +24,7 @@ from slidegate.errors import CorruptSlideError
 from slidegate.formats.detect import classify, layout_for
 from slidegate.formats.tiff import open_tiff
 from slidegate.models import LevelFacts
+from slidegate.sources import SourceRef, positional_reader
 
 #: coalesce reads of tiles whose gap is at most this many bytes
 GAP = 64 * 1024
@@ -47,7 +48,7 @@ class TiledLevel:
         return -(-self.height // self.tile_h), -(-self.width // self.tile_w)
 
 
-def _tiled_level(page: tifffile.TiffPage, path: Path) -> TiledLevel | None:
+def _tiled_level(page: tifffile.TiffPage, path: SourceRef) -> TiledLevel | None:
     if not page.is_tiled or int(page.planarconfig) != 1 or int(page.imagedepth) != 1:
         return None
     offsets = np.asarray(page.dataoffsets, dtype=np.uint64)
@@ -77,11 +78,11 @@ def _tiled_level(page: tifffile.TiffPage, path: Path) -> TiledLevel | None:
 class TiffTiles:
     """Context manager: `level(i)`, `raw(level, indices)`, `region(level, y, x, h, w)`."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: SourceRef) -> None:
+        self.path = Path(path) if isinstance(path, str) else path
         self._stack: ExitStack | None = None
         self._levels: list[TiledLevel | None] = []
-        self._fd = -1
+        self._pread: Callable[[int, int], bytes] | None = None
 
     def __enter__(self) -> TiffTiles:
         stack = ExitStack()
@@ -92,7 +93,7 @@ class TiffTiles:
             self._levels = [
                 None if ref.channels else _tiled_level(ref.page, self.path) for ref in refs
             ]
-            self._fd = tif.filehandle.fileno()
+            self._pread = positional_reader(self.path, tif.filehandle)  # pread or ranged GET
         except BaseException:
             stack.close()
             raise
@@ -137,7 +138,8 @@ class TiffTiles:
                          lambda i: int(level.counts[indices[i]])):  # fmt: skip
             start = int(level.offsets[indices[run[0]]])
             end = max(int(level.offsets[indices[i]] + level.counts[indices[i]]) for i in run)
-            data = os.pread(self._fd, end - start, start)
+            assert self._pread is not None, "TiffTiles read outside its with block"
+            data = self._pread(start, end - start)
             if len(data) != end - start:
                 raise CorruptSlideError(
                     f"slide {self.path}: tile data ends early (file truncated); copy the file "

@@ -12,8 +12,6 @@ and other TIFF tags of every page. MPP: `ScanRes` of the iScan element (micromet
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import tifffile
 
 from slidegate.errors import UnsupportedSlideError
@@ -37,7 +35,7 @@ def is_bif(tif: tifffile.TiffFile) -> bool:
     return bool(getattr(tif, "is_bif", False))
 
 
-def layout(tif: tifffile.TiffFile, path: Path) -> Layout:
+def layout(tif: tifffile.TiffFile, path: object) -> Layout:
     base = next((s for s in tif.series if s.name == "Baseline"), None)
     if base is None:
         raise UnsupportedSlideError(

@@ -20,6 +20,7 @@ from slidegate.formats import bif, generic_tiff, ndpi, ome_tiff, philips, qptiff
 from slidegate.formats.registry import content_sha256
 from slidegate.formats.tiff import Layout, associated_image, level_facts, open_tiff, resolution_mpp
 from slidegate.models import MetadataField, SlideFacts
+from slidegate.sources import SourceRef
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Vendor:
 
     name: str  # SlideFacts.format and the deid policy key
     matches: Callable[[tifffile.TiffFile], bool]
-    layout: Callable[[tifffile.TiffFile, Path], Layout]
+    layout: Callable[[tifffile.TiffFile, SourceRef], Layout]
     fields: Callable[[tifffile.TiffFile], list[MetadataField]]
     mpp: Callable[[tifffile.TiffFile, Layout], tuple[float | None, float | None]]
 
@@ -63,7 +64,7 @@ UNSUPPORTED_FLAVOURS = {
 }
 
 
-def vendor_for(tif: tifffile.TiffFile, path: Path) -> Vendor:
+def vendor_for(tif: tifffile.TiffFile, path: SourceRef) -> Vendor:
     for vendor in VENDORS:
         if vendor.matches(tif):
             return vendor
@@ -90,25 +91,25 @@ def vendor_for(tif: tifffile.TiffFile, path: Path) -> Vendor:
     return GENERIC
 
 
-def classify(tif: tifffile.TiffFile, path: Path) -> str:
+def classify(tif: tifffile.TiffFile, path: SourceRef) -> str:
     return vendor_for(tif, path).name
 
 
-def layout_for(tif: tifffile.TiffFile, fmt: str, path: Path) -> Layout:
+def layout_for(tif: tifffile.TiffFile, fmt: str, path: SourceRef) -> Layout:
     vendor = next((v for v in VENDORS if v.name == fmt), GENERIC)
     return vendor.layout(tif, path)
 
 
-def detect_format(path: Path) -> str:
+def detect_format(path: SourceRef) -> str:
     """'svs' | 'ndpi' | 'qptiff' | 'philips' | 'bif' | 'scn' | 'ome-tiff' | 'tiff'.
     UnsupportedSlideError / CorruptSlideError otherwise."""
     with open_tiff(path) as tif:
         return classify(tif, path)
 
 
-def read_facts(path: Path, slide_id: str) -> SlideFacts:
-    """Inventory one slide: format, levels, associated images, every metadata field, hash."""
-    path = Path(path)
+def read_facts(path: SourceRef, slide_id: str) -> SlideFacts:
+    """Inventory one slide (a local file or an S3 object): format, levels, associated images,
+    every metadata field, hash."""
     with open_tiff(path) as tif:
         vendor = vendor_for(tif, path)
         fmt = vendor.name
@@ -128,7 +129,7 @@ def read_facts(path: Path, slide_id: str) -> SlideFacts:
         ) from None
     return SlideFacts(
         slide_id=slide_id,
-        source_path=str(path.resolve()),
+        source_path=str(path.resolve() if isinstance(path, Path) else path),
         format=fmt,
         size=size,
         sha256=sha,

@@ -15,8 +15,6 @@ field per record, `ndpi.Comments.<key>`. Offsets and MCU tables are structure, n
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import tifffile
 from tifffile import TIFF
 
@@ -48,7 +46,7 @@ def _tag(page: tifffile.TiffPage, code: int) -> float | None:
         return None
 
 
-def layout(tif: tifffile.TiffFile, path: Path) -> Layout:
+def layout(tif: tifffile.TiffFile, path: object) -> Layout:
     pages = [(i, p) for i, p in enumerate(tif.pages) if isinstance(p, tifffile.TiffPage)]
     levels: list[PageRef] = []
     out = Layout(levels=levels)

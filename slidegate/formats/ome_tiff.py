@@ -14,7 +14,6 @@ copied to the output except what the policy whitelists: no original metadata, no
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from xml.etree import ElementTree
 
 import tifffile
@@ -63,7 +62,7 @@ def _kind(name: str) -> AssociatedKind:
     return "thumbnail" if "thumb" in low else "other"
 
 
-def layout(tif: tifffile.TiffFile, path: Path) -> Layout:
+def layout(tif: tifffile.TiffFile, path: object) -> Layout:
     series = tif.series[0]
     extra = {ax: n for ax, n in zip(series.axes, series.shape, strict=True) if ax not in "CYXS"}
     if any(n > 1 for n in extra.values()):

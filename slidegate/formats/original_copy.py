@@ -13,8 +13,9 @@ import shutil
 from pathlib import Path
 
 from slidegate.formats.dicom_copy import write_dicom_copy
-from slidegate.formats.tiff_copy import SUFFIXES, write_tiff_copy
+from slidegate.formats.tiff_copy import SUFFIXES, CopyNotPossible, write_tiff_copy
 from slidegate.models import DeidPlan
+from slidegate.sources import SourceRef
 
 #: format -> suffix of the copy's file (or folder, for DICOM)
 COPY_SUFFIXES = {**SUFFIXES, "dicom": ".dcm"}
@@ -29,11 +30,13 @@ def uid_key(pseudonym_key: bytes) -> bytes:
     return hmac.new(pseudonym_key, b"slidegate-dicom-uid", hashlib.sha256).digest()
 
 
-def write_original_copy(source: Path, plan: DeidPlan, out: Path, pseudonym_key: bytes) -> int:
+def write_original_copy(source: SourceRef, plan: DeidPlan, out: Path, pseudonym_key: bytes) -> int:
     """Write the copy to `out` (named with `copy_suffix(plan.format)`); return its size.
     Raises CopyNotPossible for a format or level that cannot be copied."""
     if plan.format != "dicom":
         return write_tiff_copy(source, plan, out)
+    if not isinstance(source, Path):  # S3 DICOM sources are fetched to scratch first
+        raise CopyNotPossible("a DICOM copy needs a local source", reason="source not local")
     shutil.rmtree(out, ignore_errors=True)  # a rerun starts from an empty folder
     try:
         files = write_dicom_copy(source, plan, out, uid_key(pseudonym_key))

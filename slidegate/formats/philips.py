@@ -15,7 +15,6 @@ MPP: the first `DICOM_PIXEL_SPACING` (millimetres, "row col").
 
 from __future__ import annotations
 
-from pathlib import Path
 from xml.etree import ElementTree
 
 import tifffile
@@ -54,7 +53,7 @@ def embedded_images(root: ElementTree.Element) -> list[AssociatedImage]:
     return out
 
 
-def layout(tif: tifffile.TiffFile, path: Path) -> Layout:
+def layout(tif: tifffile.TiffFile, path: object) -> Layout:
     try:
         series = tif.series  # applies tifffile's padding fix to the level pages
     except Exception:

@@ -17,8 +17,6 @@ serialisation plumbing of the ScanProfile) of every page's XML, `qptiff.<path>` 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import tifffile
 
 from slidegate.errors import UnsupportedSlideError
@@ -59,7 +57,7 @@ def _level_ref(pages: list[tifffile.TiffPage]) -> PageRef:
     return PageRef(first, number, f"page {number}", channels=tuple(pages[1:]))
 
 
-def layout(tif: tifffile.TiffFile, path: Path) -> Layout:
+def layout(tif: tifffile.TiffFile, path: object) -> Layout:
     series = tif.series[0]
     levels: list[PageRef] = []
     used: set[int] = set()

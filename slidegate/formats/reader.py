@@ -22,13 +22,14 @@ from slidegate.errors import CorruptSlideError
 from slidegate.formats.detect import classify, layout_for
 from slidegate.formats.tiff import PageRef, open_tiff
 from slidegate.models import LevelFacts
+from slidegate.sources import SourceRef
 
 
 class LevelReader:
     """Context manager over one source file: `read(level, y, x, h, w) -> (h, w, samples)`."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: SourceRef) -> None:
+        self.path = Path(path) if isinstance(path, str) else path
         self._stack: ExitStack | None = None
         self._levels: list[PageRef] = []
         self._arrays: dict[int, list[Any]] = {}

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from slidegate.models import LevelFacts, SlideFacts
+from slidegate.sources import SourceRef, stream_sha256
 
 
 class RegionReader(Protocol):
@@ -56,15 +57,22 @@ def handlers() -> list[FormatHandler]:
     return found
 
 
-def handler_for(path: Path) -> FormatHandler | None:
+def handler_for(path: SourceRef) -> FormatHandler | None:
+    """None for the TIFF family; an S3 object is always read as TIFF (other formats on S3 are
+    fetched to a local scratch copy first: `slidegate.sources.slide_source`)."""
+    if not isinstance(path, Path):
+        return None
     for handler in handlers():
         if handler.sniff(path):
             return handler
     return None
 
 
-def content_sha256(path: Path) -> tuple[str, int]:
-    """sha256 and size of a file, or of a folder (relative names and bytes, sorted)."""
+def content_sha256(path: SourceRef) -> tuple[str, int]:
+    """sha256 and size of a file, or of a folder (relative names and bytes, sorted), or of an
+    S3 object (streamed)."""
+    if not isinstance(path, Path):
+        return stream_sha256(path)
     digest = hashlib.sha256()
     size = 0
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import math
 import struct
-from pathlib import Path
 from typing import Any
 
 from slidegate.errors import CorruptSlideError
+from slidegate.sources import SourceRef, open_binary
 
 MAX_IFDS = 100_000
 _4GB = 1 << 32
 
 
-def check_ifd_chain(path: Path) -> None:
+def check_ifd_chain(path: SourceRef) -> None:
     """Raise CorruptSlideError if the IFD chain loops, points outside the file or never ends."""
-    with open(path, "rb") as fh:
+    with open_binary(path) as fh:
         size = fh.seek(0, 2)
         fh.seek(0)
         head = fh.read(16)
@@ -45,14 +45,14 @@ def check_ifd_chain(path: Path) -> None:
             offset = struct.unpack(offset_fmt, raw)[0]
 
 
-def _corrupt(path: Path, what: str, reason: str) -> None:
+def _corrupt(path: SourceRef, what: str, reason: str) -> None:
     raise CorruptSlideError(
         f"slide {path}: {what}; the file is damaged, restore it from the scanner archive",
         reason=f"corrupt: {reason}",
     )
 
 
-def check_tile_table(page: Any, path: Path) -> None:
+def check_tile_table(page: Any, path: SourceRef) -> None:
     """A tiled page must have exactly one tile entry per tile its dimensions imply."""
     if not page.is_tiled:
         return

@@ -15,7 +15,6 @@ MPP: the image's view width (nanometres) over its full-resolution width.
 
 from __future__ import annotations
 
-from pathlib import Path
 from xml.etree import ElementTree
 
 import tifffile
@@ -60,14 +59,14 @@ def _is_macro(collection: ElementTree.Element, image: ElementTree.Element) -> bo
     return size == (collection.attrib.get("sizeX"), collection.attrib.get("sizeY"))
 
 
-def _unsupported(path: Path, what: str) -> UnsupportedSlideError:
+def _unsupported(path: object, what: str) -> UnsupportedSlideError:
     return UnsupportedSlideError(
         f"slide {path}: Leica SCN with {what} is not supported; export one region",
         reason="unsupported: SCN layout",
     )
 
 
-def layout(tif: tifffile.TiffFile, path: Path) -> Layout:
+def layout(tif: tifffile.TiffFile, path: object) -> Layout:
     collection, images = _images(tif)
     try:
         series = tif.series

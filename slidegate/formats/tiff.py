@@ -14,16 +14,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import numpy as np
 import tifffile
 
-from slidegate.errors import CorruptSlideError, UnsupportedSlideError
+from slidegate.errors import CorruptSlideError, TransientIOError, UnsupportedSlideError
 from slidegate.formats.sanity import check_ifd_chain, check_tile_table
 from slidegate.models import AssociatedImage, AssociatedKind, LevelFacts, MetadataField
+from slidegate.sources import SourceRef, open_binary
 
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: file suffixes that claim a TIFF-based slide: no TIFF header then means "corrupt"
@@ -102,10 +102,10 @@ class _Capture(logging.Handler):
             self.problems.append("invalid IFD or data offset")
 
 
-def check_header(path: Path) -> None:
+def check_header(path: SourceRef) -> None:
     """Raise Unsupported/Corrupt unless `path` starts with a TIFF header."""
     try:
-        with open(path, "rb") as fh:
+        with open_binary(path) as fh:
             head = fh.read(512)
     except OSError as exc:
         raise CorruptSlideError(
@@ -144,7 +144,7 @@ def _all_pages(tif: tifffile.TiffFile) -> Iterator[tifffile.TiffPage]:
                 yield sub
 
 
-def _check_data_inside(tif: tifffile.TiffFile, path: Path, size: int) -> None:
+def _check_data_inside(tif: tifffile.TiffFile, path: SourceRef, size: int) -> None:
     for page in _all_pages(tif):
         check_tile_table(page, path)
         offsets = np.asarray(page.dataoffsets, dtype=np.uint64)
@@ -165,12 +165,12 @@ def _check_data_inside(tif: tifffile.TiffFile, path: Path, size: int) -> None:
 
 
 @contextmanager
-def open_tiff(path: Path) -> Iterator[tifffile.TiffFile]:
+def open_tiff(path: SourceRef) -> Iterator[tifffile.TiffFile]:
     """Open `path` read-only, parse every IFD (and SubIFD), check every data block lies inside
     the file. Any parse problem is a CorruptSlideError; non-TIFF files fail in check_header."""
     check_header(path)
     check_ifd_chain(path)
-    fh = open(path, "rb")  # noqa: SIM115 - closed in finally
+    fh = open_binary(path)  # a local file, or ranged GETs on S3
     capture = _Capture()
     logger = logging.getLogger("tifffile")
     logger.addHandler(capture)
@@ -185,7 +185,7 @@ def open_tiff(path: Path) -> Iterator[tifffile.TiffFile]:
                 raise ValueError("no pages")
             for page in pages:
                 _ = page.shape, page.dtype, page.description
-        except (CorruptSlideError, UnsupportedSlideError):
+        except (CorruptSlideError, UnsupportedSlideError, TransientIOError):
             raise
         except Exception as exc:  # tifffile raises many kinds on damaged files
             raise CorruptSlideError(

@@ -27,6 +27,7 @@ from slidegate.convert.markers import MetadataInTile, check_j2k, check_jpeg
 from slidegate.convert.tiles import TiffTiles, TiledLevel
 from slidegate.errors import SlidegateError
 from slidegate.models import DeidPlan, LevelFacts
+from slidegate.sources import SourceRef
 
 #: plan format -> file suffix of its copy
 SUFFIXES = {"svs": ".svs", "tiff": ".tiff"}
@@ -203,7 +204,7 @@ def _copy_tiles(tiles: TiffTiles, level: TiledLevel, fh: BinaryIO) -> tuple[list
     return offsets, counts
 
 
-def _tiled(tiles: TiffTiles, lv: LevelFacts, source: Path) -> TiledLevel:
+def _tiled(tiles: TiffTiles, lv: LevelFacts, source: SourceRef) -> TiledLevel:
     level = tiles.level(lv)
     if level is None or int(level.page.compression) == 6:
         raise CopyNotPossible(
@@ -215,7 +216,7 @@ def _tiled(tiles: TiffTiles, lv: LevelFacts, source: Path) -> TiledLevel:
     return level
 
 
-def write_tiff_copy(source: Path, plan: DeidPlan, out: Path) -> int:
+def write_tiff_copy(source: SourceRef, plan: DeidPlan, out: Path) -> int:
     """Write the de-identified copy of `source` (SVS or generic TIFF) to the file `out`;
     return its size in bytes. A partial file never stays behind."""
     if plan.format not in SUFFIXES:
@@ -226,7 +227,7 @@ def write_tiff_copy(source: Path, plan: DeidPlan, out: Path) -> int:
     out = Path(out)
     part = out.with_name(out.name + ".part")
     try:
-        with TiffTiles(Path(source)) as tiles, open(part, "wb") as fh:
+        with TiffTiles(source) as tiles, open(part, "wb") as fh:
             levels = [(lv, _tiled(tiles, lv, source)) for lv in plan.levels]
             byteorder = levels[0][1].page.parent.byteorder
             payload = sum(int(level.counts.sum()) for _, level in levels)

@@ -418,6 +418,34 @@ def s3_session(settings: Settings) -> Any:
     )
 
 
+def copy_object(src: S3Store, key: str, dst: Store, dst_key: str) -> tuple[str, int, bool]:
+    """Copy one object and its sha256 metadata from `src` to `dst` (staging -> release):
+    server-side CopyObject when both are on the same S3 endpoint, streamed otherwise. Skipped
+    when `dst` already holds it with that sha256. Returns (sha256, size, copied)."""
+    with src._errors("head"):
+        head = src.client.head_object(Bucket=src.bucket, Key=src._key(key))
+    sha = str(head.get("Metadata", {}).get("sha256") or src.hash_object(key) or "")
+    size = int(head["ContentLength"])
+    if dst.head_sha256(dst_key) == sha:
+        return sha, size, False
+    same_endpoint = isinstance(dst, S3Store) and (
+        dst.client.meta.endpoint_url == src.client.meta.endpoint_url
+    )
+    if isinstance(dst, S3Store) and same_endpoint:
+        with dst._errors("upload"):
+            dst.client.copy_object(
+                CopySource={"Bucket": src.bucket, "Key": src._key(key)},
+                Bucket=dst.bucket,
+                Key=dst._key(dst_key),
+                Metadata={"sha256": sha},
+                MetadataDirective="REPLACE",
+                **dst.publish.put_args(),  # the profile's Object Lock and encryption
+            )
+    else:
+        dst.put_bytes(dst_key, src.get_bytes(key), sha)
+    return sha, size, True
+
+
 def open_store(target: str, settings: Settings, publish: PublishPolicy | None = None) -> Store:
     """`s3://bucket/prefix` -> S3Store; a folder path (or file://path) -> LocalStore.
     `publish` (the profile's Object Lock / encryption settings) needs an S3 target."""

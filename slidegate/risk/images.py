@@ -28,16 +28,19 @@ def _rgb(arr: NDArray[np.generic]) -> NDArray[np.uint8]:
     return np.ascontiguousarray(a)
 
 
-def _open_group(path: Path) -> Any:
+def _open_group(path: Path | Any) -> Any:
+    """A slidegate OME-Zarr by path, or an already open group (staging on S3) as it is."""
     import zarr
 
+    if not isinstance(path, str | Path):
+        return path
     from slidegate.convert import register
 
     register()  # tile pass-through outputs use imagecodecs' JPEG / JPEG 2000 codecs
     return zarr.open_group(str(path), mode="r")
 
 
-def zarr_lowest_level(path: Path) -> NDArray[np.uint8]:
+def zarr_lowest_level(path: Path | Any) -> NDArray[np.uint8]:
     """The lowest-resolution level of an OME-Zarr written by slidegate, as (H, W, 3) uint8."""
     import zarr
 
@@ -50,7 +53,7 @@ def zarr_lowest_level(path: Path) -> NDArray[np.uint8]:
     return _rgb(np.moveaxis(data, 0, -1) if data.ndim == 3 else data)
 
 
-def zarr_tile_hash(path: Path) -> str:
+def zarr_tile_hash(path: Path | Any) -> str:
     """sha256 of the decoded pixels of the central level-0 tile (independent of encoding)."""
     import zarr
 

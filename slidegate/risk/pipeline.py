@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,9 @@ from slidegate.risk.model import assess_cohort
 from slidegate.risk.report import risk_markdown, risk_plot_png
 from slidegate.risk.result import CohortRisk
 from slidegate.risk.taxonomy import SlideTaxonomy, slide_taxonomy, table_taxonomy
+
+#: opens a staged output by its location (`SlideReport.output_path`) as a zarr group
+OpenOutput = Callable[[str], Any]
 
 log = logging.getLogger("slidegate.risk")
 
@@ -95,13 +98,25 @@ class RiskStage:
         private.write_text(json.dumps(approved, indent=1), encoding="utf-8")
 
 
-def output_images(reports: Mapping[str, SlideReport]) -> dict[str, np.ndarray]:
+def output_images(
+    reports: Mapping[str, SlideReport], open_output: OpenOutput | None = None
+) -> dict[str, np.ndarray]:
     """slide pseudonym -> lowest level of its staged output (slides with an output only)."""
     out = {}
     for slide, rep in reports.items():
-        if rep.output_path and Path(rep.output_path).exists():
-            out[slide] = zarr_lowest_level(Path(rep.output_path))
+        staged = _staged(rep, open_output)
+        if staged is not None:
+            out[slide] = zarr_lowest_level(staged)
     return out
+
+
+def _staged(rep: SlideReport, open_output: OpenOutput | None) -> Any:
+    """The staged output: a local folder, or the group `open_output` opens (staging on S3)."""
+    if not rep.output_path:
+        return None
+    if open_output is not None:
+        return open_output(rep.output_path)
+    return Path(rep.output_path) if Path(rep.output_path).exists() else None
 
 
 def score_release(
@@ -116,10 +131,12 @@ def score_release(
     patient_ids: Mapping[str, str] | None = None,
     population: pd.DataFrame | None = None,
     source_columns: Sequence[str] = (),
+    open_output: OpenOutput | None = None,
 ) -> RiskStage:
     """`scored`: released rows to score (candidates plus any rows published before, e.g. by a
     collection); `reports`: the audited slides' reports by pseudonym; `patient_ids`: slide
-    pseudonym -> source patient id (private; used only for the ledger's keyed fingerprint)."""
+    pseudonym -> source patient id (private; used only for the ledger's keyed fingerprint);
+    `open_output`: opens a staged output by its location (staging on S3), else local folders."""
     pol = policies.risk
     withheld: dict[str, str] = {}
     taxonomy = tuple(slide_taxonomy(s, reports[s].detail) for s in candidates if s in reports)
@@ -128,7 +145,7 @@ def score_release(
             withheld[t.slide] = "taxonomy: identifying part left (" + "; ".join(t.left) + ")"
     if population is None and pol.population is not None:
         population = pd.read_csv(pol.population, dtype=str, keep_default_na=False)
-    images = output_images({s: reports[s] for s in candidates if s in reports})
+    images = output_images({s: reports[s] for s in candidates if s in reports}, open_output)
     features = {s: slide_features(img) for s, img in images.items()}
     table = scored[~scored[pol.slide_column].isin(set(withheld))].reset_index(drop=True)
     risk = assess_cohort(
@@ -155,7 +172,7 @@ def score_release(
             entries.append(
                 LedgerEntry(
                     slide=s,
-                    tile_sha256=zarr_tile_hash(Path(str(reports[s].output_path))),
+                    tile_sha256=zarr_tile_hash(_staged(reports[s], open_output)),
                     phash=perceptual_hash(img),
                     patient_fp=ledger.patient_fingerprint(pid),
                 )

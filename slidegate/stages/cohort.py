@@ -9,17 +9,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
-import zarr
 
 from slidegate.cohort import build_release_table, read_cohort
 from slidegate.collection import published_risk_rows
 from slidegate.ledger import Ledger, ledger_dir
 from slidegate.models import Frozen, SlideReport
 from slidegate.risk.pipeline import score_release
+from slidegate.settings import Settings
 from slidegate.stages.context import ReleaseContext
+from slidegate.staging import open_staged
 from slidegate.validate.run import validate_tables
 
 log = logging.getLogger("slidegate.stages")
@@ -62,6 +64,7 @@ def decide_cohort(ctx: ReleaseContext, reports: Sequence[SlideReport]) -> Cohort
         (c for c, r in ctx.policies.metadata.columns.items() if r.kind == "p"), "patient"
     )
     patient_ids = source.get(patient_src, table[slide_col]).astype(str)
+    staged = partial(open_staged, settings=ctx.settings)  # staging on S3
     risk = score_release(
         scored.reset_index(drop=True),
         by_pseudonym,
@@ -72,6 +75,7 @@ def decide_cohort(ctx: ReleaseContext, reports: Sequence[SlideReport]) -> Cohort
         key_id=ctx.key_id,
         patient_ids=dict(zip(table[slide_col], patient_ids, strict=True)),
         source_columns=list(source.columns),
+        open_output=staged if ctx.settings.staging_url else None,
     )
     final: list[SlideReport] = []
     approved: set[str] = set()
@@ -84,7 +88,7 @@ def decide_cohort(ctx: ReleaseContext, reports: Sequence[SlideReport]) -> Cohort
     final.sort(key=lambda r: r.pseudonym)
     out_table = risk.released_table(slide_col)
 
-    metadata = metadata_table([r for r in final if r.status == "approved"])
+    metadata = metadata_table([r for r in final if r.status == "approved"], ctx.settings)
     validation = validate_tables(
         out_table,
         metadata,
@@ -122,13 +126,14 @@ def decide_cohort(ctx: ReleaseContext, reports: Sequence[SlideReport]) -> Cohort
     )
 
 
-def metadata_table(slides: Sequence[SlideReport]) -> pd.DataFrame:
-    """Every metadata key/value the staged outputs carry, as (slide, key, value) rows."""
+def metadata_table(slides: Sequence[SlideReport], settings: Settings) -> pd.DataFrame:
+    """Every metadata key/value the staged outputs carry (local or on S3 staging), as (slide,
+    key, value) rows."""
     rows: list[tuple[str, str, str]] = []
     for rep in slides:
         if rep.output_path is None:
             continue
-        attrs = zarr.open_group(rep.output_path, mode="r").attrs.asdict()
+        attrs = open_staged(rep.output_path, settings).attrs.asdict()
         section = attrs.get("slidegate")
         meta = section.get("metadata", {}) if isinstance(section, dict) else {}
         rows.extend((rep.pseudonym, str(k), str(v)) for k, v in meta.items())

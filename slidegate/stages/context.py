@@ -11,6 +11,7 @@ from slidegate.ledger import install_study_key
 from slidegate.profile import Policies, load_policies
 from slidegate.pseudonym import Pseudonymizer, load_or_create_key
 from slidegate.settings import Settings
+from slidegate.sources import SourceRef
 from slidegate.spec import CohortSlide, load_spec
 
 
@@ -18,7 +19,7 @@ from slidegate.spec import CohortSlide, load_spec
 class ReleaseContext:
     release: str
     profile: str
-    source_root: Path
+    source_root: SourceRef  # a folder, or s3://bucket/prefix
     cohort_path: Path
     target: str
     canaries_path: Path | None
@@ -73,7 +74,7 @@ def key_path(settings: Settings, release: str) -> Path:
 
 def prepare_release(spec_path: Path, settings: Settings) -> ReleaseContext:
     """Load and check spec, cohort and policies; create the key. Fails before any work."""
-    resolved = load_spec(spec_path)
+    resolved = load_spec(spec_path, settings)
     policies = load_policies(settings.policies_dir, resolved.spec.profile)
     work = settings.work_dir.resolve()
     if not resolved.target_is_s3:
@@ -83,7 +84,7 @@ def prepare_release(spec_path: Path, settings: Settings) -> ReleaseContext:
                 f"target {target} and the private work area {work} overlap; private files "
                 "must never be under a release: choose another target or SLIDEGATE_WORK_DIR"
             )
-    if _overlaps(work, resolved.source_root):
+    if isinstance(resolved.source_root, Path) and _overlaps(work, resolved.source_root):
         raise SpecError(
             f"the work area {work} overlaps the read-only source folder {resolved.source_root}; "
             "set SLIDEGATE_WORK_DIR elsewhere"

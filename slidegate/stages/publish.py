@@ -17,8 +17,10 @@ from slidegate.publish.release import (
     write_manifest,
 )
 from slidegate.publish.stores import S3Store, Store, check_writable, open_store
+from slidegate.sources import is_s3
 from slidegate.stages.cohort import CohortOutcome
 from slidegate.stages.context import ReleaseContext
+from slidegate.staging import publish_staged
 
 log = logging.getLogger("slidegate.stages")
 
@@ -56,13 +58,18 @@ def publish_slide(ctx: ReleaseContext, report: SlideReport) -> list[ObjectRecord
     if report.status != "approved" or report.output_path is None:
         raise ValueError(f"slide {report.pseudonym} is not approved; it must not be published")
     store = _store(ctx)
-    records = publish_tree(
-        store,
-        ctx.release,
-        Path(report.output_path),
-        f"slides/{report.pseudonym}.ome.zarr",
-        concurrency=ctx.settings.upload_concurrency,
-    )
+    dest = f"slides/{report.pseudonym}.ome.zarr"
+    if is_s3(report.output_path):  # staged on S3: copied from the staging prefix
+        records = publish_staged(store, ctx.release, report.output_path, dest, ctx.settings)
+    else:
+        records = publish_tree(
+            store,
+            ctx.release,
+            Path(report.output_path),
+            dest,
+            concurrency=ctx.settings.upload_concurrency,
+        )
+    # the original-format copy stays in the private work area (also with S3 staging)
     copy = Path(report.copy_path) if report.copy_path is not None else None
     if copy is not None and copy.is_dir():  # DICOM: a folder of instances
         records += publish_tree(

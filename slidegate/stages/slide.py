@@ -23,8 +23,10 @@ from slidegate.formats import read_facts
 from slidegate.formats.original_copy import copy_suffix, write_original_copy
 from slidegate.formats.tiff_copy import CopyNotPossible
 from slidegate.models import DeidPlan, SlideFacts, SlideReport
+from slidegate.sources import S3Ref, slide_source
 from slidegate.spec import CohortSlide
 from slidegate.stages.context import ReleaseContext
+from slidegate.staging import stage_out
 
 log = logging.getLogger("slidegate.stages")
 
@@ -42,10 +44,13 @@ def inventory(ctx: ReleaseContext, slide: CohortSlide) -> SlideReport:
         slide_id=slide.slide_id, pseudonym=pseudonym, stage="inventory", status="ok"
     )
     try:
-        facts = read_facts(slide.path, slide.slide_id)
+        with slide_source(slide.path, ctx.settings, ctx.work) as src:
+            facts = read_facts(src, slide.slide_id)
     except SLIDE_ERRORS as exc:
         log.warning("slide %s quarantined at inventory: %s", slide.slide_id, exc)
         return quarantine(report, "inventory", exc.reason)
+    if isinstance(slide.path, S3Ref):  # facts name the object, not a scratch copy
+        facts = facts.model_copy(update={"source_path": str(slide.path)})
     path = ctx.facts_path(pseudonym)
     facts.save(path)
     return report.model_copy(
@@ -73,15 +78,16 @@ def deidentify(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         plan = plan_deid(facts, ctx.policies.deid_for(facts.format), report.pseudonym)
         _save_plan(ctx, plan)
         opts = ConvertOptions(mode=conv.mode, quality=conv.quality, pyramid=conv.pyramid)
-        written = write_ome_zarr(Path(facts.source_path), plan, out, opts)
-        if copy is not None:
-            key = ctx.pseudonymizer().key
-            try:
-                size = write_original_copy(Path(facts.source_path), plan, copy, key)
-                copied = {"original_copy_bytes": size}
-            except CopyNotPossible as exc:
-                log.warning("slide %s released without a copy: %s", report.slide_id, exc.reason)
-                copy = None
+        with slide_source(facts.source_path, ctx.settings, ctx.work) as src:
+            written = write_ome_zarr(src, plan, out, opts)
+            if copy is not None:
+                key = ctx.pseudonymizer().key
+                try:
+                    size = write_original_copy(src, plan, copy, key)
+                    copied = {"original_copy_bytes": size}
+                except CopyNotPossible as exc:
+                    log.warning("slide %s released without a copy: %s", report.slide_id, exc.reason)
+                    copy = None
     except (TransientIOError, OSError):
         _discard(out, copy)  # e.g. disk full: no partial output stays
         raise
@@ -125,20 +131,22 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         return report
     facts = SlideFacts.load(Path(report.facts_path))
     plan = DeidPlan.model_validate_json(ctx.plan_path(report.pseudonym).read_text("utf-8"))
-    result = audit_output(
-        Path(report.output_path),
-        facts,
-        plan,
-        ctx.canaries(),
-        conversion=ctx.policies.profile.conversion,
-    )
-    findings, problems = list(result.findings), list(result.problems)
-    if report.copy_path is not None:  # the original-format copy: same needles, own re-open
-        copy = Path(report.copy_path)
-        needles = phi_needles(facts, plan, ctx.canaries()).needles
-        findings += scan_tree(copy, copy_needles(needles, plan.format))
-        checked = check_copy(copy, plan, Path(facts.source_path))
-        problems += [f"original-format copy: {p}" for p in checked]
+    with slide_source(facts.source_path, ctx.settings, ctx.work) as src:
+        result = audit_output(
+            Path(report.output_path),
+            facts,
+            plan,
+            ctx.canaries(),
+            conversion=ctx.policies.profile.conversion,
+            source=src,
+        )
+        findings, problems = list(result.findings), list(result.problems)
+        if report.copy_path is not None:  # the original-format copy: same needles, own re-open
+            copy = Path(report.copy_path)
+            needles = phi_needles(facts, plan, ctx.canaries()).needles
+            findings += scan_tree(copy, copy_needles(needles, plan.format))
+            checked = check_copy(copy, plan, src)
+            problems += [f"original-format copy: {p}" for p in checked]
     record = {
         "pseudonym": report.pseudonym,
         "needles": result.needles,
@@ -162,7 +170,8 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         )
         reason = "audit: re-open check failed (" + "; ".join(problems)[:300] + ")"
         return quarantine(report, "audit", reason).model_copy(update={"detail": detail})
-    return report.model_copy(update={"stage": "audit", "detail": detail})
+    staged = stage_out(Path(report.output_path), ctx.settings, ctx.release, report.pseudonym)
+    return report.model_copy(update={"stage": "audit", "detail": detail, "output_path": staged})
 
 
 def failed(slide_id: str, pseudonym: str, exc: BaseException | None) -> SlideReport:
