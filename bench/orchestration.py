@@ -43,12 +43,12 @@ def _loop(spec: Path, work: Path) -> float:
     from slidegate.settings import Settings
     from slidegate.stages.cohort import decide_cohort
     from slidegate.stages.context import prepare_release
-    from slidegate.stages.slide import audit, deidentify, inventory
+    from slidegate.stages.slide import process
 
     shutil.rmtree(work, ignore_errors=True)
     t0 = time.perf_counter()
     ctx = prepare_release(spec, Settings(work_dir=work))
-    reports = [audit(ctx, deidentify(ctx, inventory(ctx, s))) for s in ctx.slides]
+    reports = [process(ctx, s) for s in ctx.slides]
     decide_cohort(ctx, reports)
     return time.perf_counter() - t0
 

@@ -27,7 +27,7 @@ from bench.inputs import SIZES, write_slide
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
-INPUT_VERSION = "1"  # bump when inputs.py changes what it writes
+INPUT_VERSION = "2"  # bump when inputs.py changes what it writes
 
 
 @dataclass

@@ -137,18 +137,38 @@ class TiffTiles:
                          lambda i: int(level.counts[indices[i]])):  # fmt: skip
             start = int(level.offsets[indices[run[0]]])
             end = max(int(level.offsets[indices[i]] + level.counts[indices[i]]) for i in run)
-            data = os.pread(self._fd, end - start, start)
-            if len(data) != end - start:
-                raise CorruptSlideError(
-                    f"slide {self.path}: tile data ends early (file truncated); copy the file "
-                    "again from the scanner archive",
-                    reason="corrupt: truncated",
-                )
-            view = memoryview(data)
+            view = memoryview(self._pread(start, end - start))
             for i in run:
                 off = int(level.offsets[indices[i]]) - start
                 out[i] = bytes(view[off : off + int(level.counts[indices[i]])])
         return out
+
+    def span(
+        self, level: TiledLevel, first: int, stop: int
+    ) -> tuple[memoryview, np.ndarray, np.ndarray] | None:
+        """Tiles first..stop-1 (row-major) with one sequential read: (buffer, start of each
+        tile in it, byte count of each; 0 = zero-length tile). None when those tiles are not
+        stored compactly (more than a quarter of the byte range is not theirs): use `raw`."""
+        offsets = level.offsets[first:stop].astype(np.int64)
+        counts = level.counts[first:stop].astype(np.int64)
+        present = counts > 0
+        if not present.any():
+            return memoryview(b""), np.zeros_like(counts), counts
+        lo = int(offsets[present].min())
+        hi = int((offsets + counts)[present].max())
+        if hi - lo > int(counts.sum()) * 5 // 4 + GAP:
+            return None
+        return memoryview(self._pread(lo, hi - lo)), np.where(present, offsets - lo, 0), counts
+
+    def _pread(self, start: int, size: int) -> bytes:
+        data = os.pread(self._fd, size, start)
+        if len(data) != size:
+            raise CorruptSlideError(
+                f"slide {self.path}: tile data ends early (file truncated); copy the file "
+                "again from the scanner archive",
+                reason="corrupt: truncated",
+            )
+        return data
 
     def region(
         self,
