@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -14,6 +15,7 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 from prefect.futures import as_completed
+from prefect.utilities.annotations import quote
 from prefect_dask import DaskTaskRunner
 
 from flows.approval import approval_gate
@@ -34,6 +36,7 @@ from flows.resilience import (
 from slidegate.errors import PolicyViolation, TransientIOError
 from slidegate.models import SlideReport
 from slidegate.settings import Settings
+from slidegate.spec import CohortSlide
 from slidegate.stages.context import ReleaseContext, prepare_release
 from slidegate.stages.slide import failed
 from slidegate.summary import release_markdown, slide_rows
@@ -180,7 +183,11 @@ def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
     limit = slide_options(ctx.settings)  # per-slide time limit: a damaged file cannot hang
     process = process_slide_task.with_options(**limit)
     futures = {
-        slide.slide_id: process.submit(ctx, slide, ctx.pseudonyms[slide.slide_id])
+        slide.slide_id: process.submit(  # type: ignore[call-overload]
+            quote(_slide_context(ctx, slide)),  # quote: Prefect does not walk the context
+            quote(slide),
+            ctx.pseudonyms[slide.slide_id],
+        )
         for slide in ctx.slides
     }
     progress = ReleaseProgress(ctx.release, len(futures))
@@ -200,6 +207,14 @@ def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
             log.error("slide %s failed after retries: %s", slide_id, type(exc).__name__)
             reports.append(failed(slide_id, ctx.pseudonyms[slide_id], exc))
     return reports
+
+
+def _slide_context(ctx: ReleaseContext, slide: CohortSlide) -> ReleaseContext:
+    """The context a slide's task needs: its own slide and pseudonym, not the whole cohort's
+    (what is shipped per task stays the same size however large the cohort)."""
+    return replace(
+        ctx, slides=(slide,), pseudonyms={slide.slide_id: ctx.pseudonyms[slide.slide_id]}
+    )
 
 
 def _risk_artifacts(ctx: ReleaseContext) -> None:
