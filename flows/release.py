@@ -15,7 +15,6 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 from prefect.futures import as_completed
-from prefect.utilities.annotations import quote
 from prefect_dask import DaskTaskRunner
 
 from flows.approval import approval_gate
@@ -183,10 +182,8 @@ def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
     limit = slide_options(ctx.settings)  # per-slide time limit: a damaged file cannot hang
     process = process_slide_task.with_options(**limit)
     futures = {
-        slide.slide_id: process.submit(  # type: ignore[call-overload]
-            quote(_slide_context(ctx, slide)),  # quote: Prefect does not walk the context
-            quote(slide),
-            ctx.pseudonyms[slide.slide_id],
+        slide.slide_id: process.submit(
+            _slide_context(ctx, slide), slide, ctx.pseudonyms[slide.slide_id]
         )
         for slide in ctx.slides
     }
