@@ -29,7 +29,9 @@ def test_shard_from_buffer_equals_shard_bytes() -> None:
     s = np.array([starts[i] if i >= 0 else 0 for i in order])
     c = np.array([counts[i] if i >= 0 else 0 for i in order])
     payloads = [tiles[i] if i >= 0 else None for i in order]
-    assert shard_from_buffer(memoryview(buf), s, c) == shard_bytes(payloads)
+    parts = shard_from_buffer(memoryview(buf), s, c)
+    assert parts is not None and len(parts) == 6  # 3 | 0 1 2 (one view) | 4 | 4 | index | crc
+    assert b"".join(parts) == shard_bytes(payloads)
     assert shard_from_buffer(memoryview(buf), s, np.zeros_like(c)) is None
 
 
