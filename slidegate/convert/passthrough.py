@@ -123,8 +123,9 @@ def copy_level(
     tiles: TiffTiles, level: TiledLevel, arr: zarr.Array, array_dir: Path, pool: Executor | None
 ) -> None:
     """Copy every tile of `level` into `arr`'s shards, one band of shards (the tile rows of
-    one shard row) at a time: one sequential read per band, each shard assembled in one buffer
-    and written with one write; bands in parallel with `pool`."""
+    one shard row) at a time, a few shards per read (one sequential read per tile row), each
+    shard written from views of that buffer with one gathered write; bands in parallel with
+    `pool`."""
     ky, _ = tiles_per_shard(arr)
     headers = HeaderCheck(check_jpeg if int(level.page.compression) == 7 else check_j2k)
     bands = range(-(-level.grid[0] // ky))
@@ -135,6 +136,10 @@ def copy_level(
         list(pool.map(lambda sy: copy_band(tiles, level, arr, array_dir, sy, headers), bands))
 
 
+#: tiles read at once (a few MB): memory stays flat however wide the slide
+READ_TILES = 1024
+
+
 def copy_band(
     tiles: TiffTiles,
     level: TiledLevel,
@@ -143,29 +148,35 @@ def copy_band(
     sy: int,
     headers: HeaderCheck,
 ) -> int:
-    """Copy the shards of shard row `sy`; return bytes written."""
+    """Copy the shards of shard row `sy`, a few shards at a time; return bytes written."""
     ky, kx = tiles_per_shard(arr)
     gy, gx = level.grid
-    rows = min(gy, (sy + 1) * ky) - sy * ky
-    got = tiles.span(level, sy * ky * gx, (sy * ky + rows) * gx)
+    rows = range(sy * ky, min(gy, (sy + 1) * ky))
     nx = -(-gx // kx)
-    if got is None:  # tiles scattered in the file: read them shard by shard
-        return sum(copy_shard(tiles, level, arr, array_dir, sy, sx) for sx in range(nx))
-    buf, starts, counts = got
-    headers.verify(buf, starts, counts)
-    starts, counts = starts.reshape(rows, gx), counts.reshape(rows, gx)
+    group = max(1, READ_TILES // (ky * kx))  # shards per read
     folder = shard_path(array_dir, (0, sy))
     folder.mkdir(parents=True, exist_ok=True)
     written = 0
-    for sx in range(nx):
-        cols = min(gx, (sx + 1) * kx) - sx * kx
-        s_grid = np.zeros((ky, kx), np.int64)
-        c_grid = np.zeros((ky, kx), np.int64)  # outside the level: missing chunks
-        s_grid[:rows, :cols] = starts[:, sx * kx : sx * kx + cols]
-        c_grid[:rows, :cols] = counts[:, sx * kx : sx * kx + cols]
-        data = shard_from_buffer(buf, s_grid.ravel(), c_grid.ravel())
-        if data is not None:
-            written += put_shard(folder / str(sx), data)
+    for g0 in range(0, nx, group):
+        c0, c1 = g0 * kx, min(gx, (g0 + group) * kx)
+        got = tiles.block(level, rows, c0, c1)
+        if got is None:  # tiles scattered in the file: read them shard by shard
+            for sx in range(g0, min(nx, g0 + group)):
+                written += copy_shard(tiles, level, arr, array_dir, sy, sx)
+            continue
+        buf, starts, counts = got
+        headers.verify(buf, starts, counts)
+        starts, counts = starts.reshape(len(rows), c1 - c0), counts.reshape(len(rows), c1 - c0)
+        for sx in range(g0, min(nx, g0 + group)):
+            x0 = sx * kx - c0
+            cols = min(c1 - c0, x0 + kx) - x0
+            s_grid = np.zeros((ky, kx), np.int64)
+            c_grid = np.zeros((ky, kx), np.int64)  # outside the level: missing chunks
+            s_grid[: len(rows), :cols] = starts[:, x0 : x0 + cols]
+            c_grid[: len(rows), :cols] = counts[:, x0 : x0 + cols]
+            data = shard_from_buffer(buf, s_grid.ravel(), c_grid.ravel())
+            if data is not None:
+                written += put_shard(folder / str(sx), data)
     return written
 
 

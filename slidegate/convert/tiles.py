@@ -143,32 +143,49 @@ class TiffTiles:
                 out[i] = bytes(view[off : off + int(level.counts[indices[i]])])
         return out
 
-    def span(
-        self, level: TiledLevel, first: int, stop: int
+    def block(
+        self, level: TiledLevel, rows: range, c0: int, c1: int
     ) -> tuple[memoryview, np.ndarray, np.ndarray] | None:
-        """Tiles first..stop-1 (row-major) with one sequential read: (buffer, start of each
-        tile in it, byte count of each; 0 = zero-length tile). None when those tiles are not
-        stored compactly (more than a quarter of the byte range is not theirs): use `raw`."""
-        offsets = level.offsets[first:stop].astype(np.int64)
-        counts = level.counts[first:stop].astype(np.int64)
-        present = counts > 0
-        if not present.any():
-            return memoryview(b""), np.zeros_like(counts), counts
-        lo = int(offsets[present].min())
-        hi = int((offsets + counts)[present].max())
-        if hi - lo > int(counts.sum()) * 5 // 4 + GAP:
-            return None
-        return memoryview(self._pread(lo, hi - lo)), np.where(present, offsets - lo, 0), counts
+        """Tiles of tile rows `rows`, columns c0..c1-1 with one sequential read per row into
+        one buffer: (buffer, start of each tile in it, byte count of each; 0 = zero-length
+        tile), row-major. None when a row's tiles are not stored compactly (more than a quarter
+        of its byte range is not theirs): read those with `raw`."""
+        _, gx = level.grid
+        ranges: list[tuple[int, int]] = []
+        starts, counts = [], []
+        size = 0
+        for r in rows:
+            offsets = level.offsets[r * gx + c0 : r * gx + c1].astype(np.int64)
+            count = level.counts[r * gx + c0 : r * gx + c1].astype(np.int64)
+            present = count > 0
+            lo = int(offsets[present].min()) if present.any() else 0
+            hi = int((offsets + count)[present].max()) if present.any() else 0
+            if hi - lo > int(count.sum()) * 5 // 4 + GAP:
+                return None
+            ranges.append((lo, hi))
+            starts.append(np.where(present, offsets - lo + size, 0))
+            counts.append(count)
+            size += hi - lo
+        buf = memoryview(bytearray(size))
+        at = 0
+        for lo, hi in ranges:
+            if hi > lo and os.preadv(self._fd, [buf[at : at + hi - lo]], lo) != hi - lo:
+                raise self._truncated()
+            at += hi - lo
+        return buf, np.concatenate(starts), np.concatenate(counts)
 
     def _pread(self, start: int, size: int) -> bytes:
         data = os.pread(self._fd, size, start)
         if len(data) != size:
-            raise CorruptSlideError(
-                f"slide {self.path}: tile data ends early (file truncated); copy the file "
-                "again from the scanner archive",
-                reason="corrupt: truncated",
-            )
+            raise self._truncated()
         return data
+
+    def _truncated(self) -> CorruptSlideError:
+        return CorruptSlideError(
+            f"slide {self.path}: tile data ends early (file truncated); copy the file "
+            "again from the scanner archive",
+            reason="corrupt: truncated",
+        )
 
     def region(
         self,
