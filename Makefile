@@ -13,7 +13,7 @@ help:
 	@echo "make test   run the test suite (starts its own Prefect server, Dask cluster, SeaweedFS)"
 	@echo "make lint   ruff + mypy"
 	@echo "make serve  local Prefect server + work pool + worker + scheduled deployments (make serve-stop)"
-	@echo "make bench  conversion benchmark (T0-T4, ~10 min) -> BENCHMARKS.md, bench/results/"
+	@echo "make bench  conversion benchmark (T0-T4, ~20 min; BENCH_ARGS=\"--t4 --reps 2\") -> BENCHMARKS.md"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

@@ -6,6 +6,7 @@ import os
 import platform
 import statistics
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 PACKAGES = ("slidegate", "zarr", "numcodecs", "tifffile", "imagecodecs", "numpy", "dask",
@@ -82,7 +83,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "## Machine and versions", "",
         f"- CPU: {m['cpu']}, {m['cores']} cores, {m['mem_mb']} MB RAM, kernel {m['kernel']}, "
-        f"Python {m['python']}; load average at the end {' '.join(m['loadavg_at_end'])}.",
+        f"Python {m['python']}; load average (1, 5, 15 min) at the start "
+        f"{' '.join(results.get('loadavg_at_start', ['?']))}, at the end "
+        f"{' '.join(m['loadavg_at_end'])}.",
         "- " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
         f"- {results['reps']} interleaved repetitions per case; page cache warm (inputs read "
         "once before); outputs deleted between runs. Times: median (min-max). `work` is the "
@@ -109,47 +112,19 @@ def markdown(results: dict[str, Any]) -> str:
             f"{g['work_max']:.2f}) | {g['wall_s']:.2f} | {g['cpu_s']:.2f} | {g['rss_mb']:.0f} | "
             f"{g['n']}/{g['n'] + g['failed']} | {gate} |"
         )
-    lines += ["", *targets(results, s), "", *NOTES]
+    lines += ["", *targets(results, s), "", *_notes()]
     return "\n".join(lines) + "\n"
 
 
-NOTES = [
-    "## Notes",
-    "",
-    "- **Shared machine.** These figures were taken while other jobs (test suites, Prefect "
-    "servers, other benchmarks) ran on the same 2 cores (load average above; 5-18 during "
-    "this run), so wall times are inflated and noisy, thread scaling (1 vs 2) is not "
-    "measurable, and ratios between tools are the most robust figures (interleaved runs "
-    "share the same conditions). "
-    "Rerun `make bench` on an idle machine for absolute numbers. For T2 the table also gives "
-    "Mpx per CPU-second of the whole process (slidegate's includes its imports and the "
-    "inventory): CPU time is far less sensitive to the other jobs than wall time.",
-    "- **Sizes.** benchmark.md's M is ~1.5 Gpx; here M is smaller (see Inputs) to keep the "
-    "run near 10 minutes; `python -m bench.run --sizes S,L` runs the CMU-1-sized slide. "
-    "The naive tifffile->dask->zarr copy runs on S only, 1 repetition (10x slower than the "
-    "rest). ngff-zarr is not installed (it would change pinned dependencies) and is not run. "
-    "T3 is not measured: slidegate has no original-format de-identified copy.",
-    "- **T1 vs cp.** `work` of pass-through includes opening and checking the TIFF, creating "
-    "the Zarr group/arrays and checking every tile header for metadata segments: a fixed "
-    "~30-100 ms that dominates on small files; on the CMU-1-sized slide the copy itself "
-    "runs at disk speed (shards are written whole, one write per shard).",
-    "- **T2: where the time goes** (py-spy, S slide, 1 thread, 2x pyramid -> JPEG): JPEG "
-    "decode of the base ~30%, JPEG encode of all levels ~30%, 2x2 area averaging in numpy "
-    "~30-35% (the rest: copies, file writes). libvips does the same decode and encode with "
-    "libjpeg-turbo but shrinks in vectorised C and overlaps the stages in its pipeline. What "
-    "would close the gap: a compiled 2x2 box filter (or libjpeg-turbo DCT scaling for the "
-    "first reduction), and decoding/encoding in the same pass per tile row instead of per "
-    "shard.",
-    "- **T4.** Per-slide work in both arms is the real stage work (inventory with sha256, "
-    "pass-through conversion, audit byte scan + re-open) plus the cohort decision; the flow "
-    "arm adds Prefect task runs, a Dask LocalCluster start and result transfer. 1 repetition. "
-    "Where the overhead goes: 3 Prefect task runs per slide, each several state round trips "
-    "to the Prefect API server (a separate process competing for the same 2 busy cores), plus "
-    "the cluster start (~2-5 s) and worker imports; with 2 workers on 2 cores already loaded "
-    "by other jobs there is no spare core, so 2 workers cannot beat 1 here. What would close "
-    "it: one Prefect task per slide (inventory -> convert -> audit chained inside it), and "
-    "measuring on an idle machine.",
-]
+NOTES = Path(__file__).with_name("notes.md")  # the analysis of the last full run, by hand
+
+
+def _notes() -> list[str]:
+    return NOTES.read_text("utf-8").splitlines() if NOTES.is_file() else []
+
+
+def _met(ok: bool, missed_by: str) -> str:
+    return "met" if ok else f"missed by {missed_by}"
 
 
 def _get(s: dict[tuple[str, str, int], dict[str, Any]], size: str, case: str, n: int,
@@ -171,10 +146,10 @@ def targets(results: dict[str, Any], s: dict[tuple[str, str, int], dict[str, Any
         if pt is not None and cp:
             out.append(f"| T1 pass-through wall vs cp ({n} thread) | <= 2x cp | {pt:.2f} s vs cp "
                        f"{cp:.2f} s = {pt / cp:.1f}x ({mb / pt:.0f} MB/s of source) | "
-                       f"{'yes' if pt <= 2 * cp else 'no'} |")  # fmt: skip
+                       f"{_met(pt <= 2 * cp, f'{pt / cp / 2:.1f}x')} |")  # fmt: skip
         if rss is not None:
             out.append(f"| T1 pass-through peak RSS ({n} thread) | <= 1024 MB | {rss:.0f} MB | "
-                       f"{'yes' if rss <= 1024 else 'no'} |")  # fmt: skip
+                       f"{_met(rss <= 1024, f'{rss - 1024:.0f} MB')} |")  # fmt: skip
     for n in (1, 2):
         sg = _get(s, size, "T2 slidegate 2x -> JPEG", n)
         vi = _get(s, size, "T2 libvips tiffsave pyramid JPEG", n)
@@ -182,21 +157,23 @@ def targets(results: dict[str, Any], s: dict[tuple[str, str, int], dict[str, Any
             a, b = mpx / sg / n, mpx / vi / n
             out.append(f"| T2 2x pyramid JPEG vs libvips tiffsave ({n} thread) | >= 0.8x | "
                        f"slidegate {a:.0f} vs libvips {b:.0f} Mpx/s per core = {a / b:.2f}x | "
-                       f"{'yes' if a / b >= 0.8 else 'no'} |")  # fmt: skip
+                       f"{_met(a / b >= 0.8, f'{0.8 - a / b:.2f}')} |")  # fmt: skip
         sc = _get(s, size, "T2 slidegate 2x -> JPEG", n, "cpu_s")
         vc = _get(s, size, "T2 libvips tiffsave pyramid JPEG", n, "cpu_s")
         if sc and vc:
             a, b = mpx / sc, mpx / vc
             out.append(f"| same, per CPU-second (whole process; robust on a shared machine) "
                        f"({n} thread) | >= 0.8x | slidegate {a:.0f} vs libvips {b:.0f} Mpx per "
-                       f"CPU-s = {a / b:.2f}x | {'yes' if a / b >= 0.8 else 'no'} |")  # fmt: skip
+                       f"CPU-s = {a / b:.2f}x | "
+                       f"{_met(a / b >= 0.8, f'{0.8 - a / b:.2f}')} |")  # fmt: skip
     if size != "S":
         for case in ("T1 slidegate passthrough", "T2 slidegate 2x -> JPEG"):
             small, big = _get(s, "S", case, 1, "rss_mb"), _get(s, size, case, 1, "rss_mb")
             if small and big:
                 out.append(f"| peak RSS flat S -> {size}: {case} | within 20% | {small:.0f} -> "
                            f"{big:.0f} MB ({(big / small - 1) * 100:+.0f}%) | "
-                           f"{'yes' if big <= 1.2 * small else 'no'} |")  # fmt: skip
+                           f"{_met(big <= 1.2 * small, f'{(big / small - 1.2) * 100:.0f} pp')}"
+                           " |")  # fmt: skip
     t4 = results.get("t4")
     if t4:
         out += t4_rows(t4)
@@ -217,13 +194,32 @@ def t4_rows(t4: dict[str, Any]) -> list[str]:
     per = t4["overhead_per_slide_s"]
     share = t4["overhead_share"]
     speed = t4["speedup_2_vs_1"]
-    return [
+    rows = [
         f"| T4 Prefect + Dask overhead per slide ({t4['slides']} slides of "
         f"{t4['slide_shape'][0]} x {t4['slide_shape'][1]} px) | <= 0.5 s | "
         f"{per:.2f} s (flow {t4['flow_s']:.1f} s vs loop {t4['loop_s']:.1f} s) | "
-        f"{'yes' if per <= 0.5 else 'no'} |",
-        f"| T4 overhead share of wall | <= 5% | {share * 100:.1f}% | "
-        f"{'yes' if share <= 0.05 else 'no'} |",
+        f"{_met(per <= 0.5, f'{per - 0.5:.2f} s')} |",
+    ]
+    if "marginal_overhead_per_slide_s" in t4:
+        marginal, fixed = t4["marginal_overhead_per_slide_s"], t4["fixed_overhead_s"]
+        rows.append(
+            f"| of which marginal per slide (20- vs 8-slide flow) and fixed per run | <= 0.5 s "
+            f"| {marginal:.2f} s per slide + {fixed:.1f} s per run (cluster start, worker "
+            f"imports, teardown) | {_met(marginal <= 0.5, f'{marginal - 0.5:.2f} s')} |"
+        )
+    if "warm_flow_s" in t4:
+        warm, wshare = t4["warm_overhead_per_slide_s"], t4["warm_overhead_share"]
+        rows += [
+            f"| T4 overhead per slide, warm cluster (`--dask-address`, workers up) | <= 0.5 s | "
+            f"{warm:.2f} s (flow {t4['warm_flow_s']:.1f} s vs loop {t4['loop_s']:.1f} s) | "
+            f"{_met(warm <= 0.5, f'{warm - 0.5:.2f} s')} |",
+            f"| T4 overhead share of wall, warm cluster | <= 5% | {wshare * 100:.1f}% | "
+            f"{_met(wshare <= 0.05, f'{(wshare - 0.05) * 100:.0f} pp')} |",
+        ]
+    return [
+        *rows,
+        f"| T4 overhead share of wall (fresh cluster) | <= 5% | {share * 100:.1f}% | "
+        f"{_met(share <= 0.05, f'{(share - 0.05) * 100:.0f} pp')} |",
         f"| T4 2 workers vs 1 ({t4['speed_slides']} slides) | >= 1.6x | {speed:.2f}x | "
-        f"{'yes' if speed >= 1.6 else 'no'} |",
+        f"{_met(speed >= 1.6, f'{1.6 - speed:.2f}x')} |",
     ]

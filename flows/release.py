@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -13,7 +14,7 @@ from prefect.artifacts import (
     create_markdown_artifact,
     create_table_artifact,
 )
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
 from flows.approval import approval_gate
@@ -35,12 +36,13 @@ from flows.resilience import (
 from slidegate.errors import PolicyViolation, TransientIOError
 from slidegate.models import SlideReport
 from slidegate.settings import Settings
+from slidegate.spec import CohortSlide
 from slidegate.stages.context import ReleaseContext, prepare_release
 from slidegate.stages.slide import failed
 from slidegate.summary import release_markdown, slide_rows
 from tasks.cohort import decide_task
 from tasks.publish import check_target_task, finalize_task, publish_slide_task
-from tasks.slide import audit_task, deidentify_task, inventory_task
+from tasks.slide import process_slide_task
 
 
 def dask_runner(settings: Settings) -> Any:
@@ -177,53 +179,41 @@ def release_cohort(
 
 
 def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
-    """inventory -> deidentify -> audit per slide, chained by futures: no barrier per stage."""
-    chains: dict[str, PrefectFuture[SlideReport]] = {}
-    stages: dict[str, list[PrefectFuture[SlideReport]]] = {}
+    """One task run per slide (inventory -> deidentify -> audit inside it), all submitted at
+    once: Dask runs them as workers free up; the report of each is read as it finishes."""
     limit = slide_options(ctx.settings)  # per-slide time limit: a damaged file cannot hang
-    inventory = inventory_task.with_options(**limit)
-    deidentify = deidentify_task.with_options(**limit)
-    audit = audit_task.with_options(**limit)
-    for slide in ctx.slides:
-        pseudonym = ctx.pseudonyms[slide.slide_id]
-        inv = inventory.submit(ctx, slide, pseudonym)
-        deid = deidentify.submit(ctx, inv)  # type: ignore[call-overload]
-        chains[slide.slide_id] = audit.submit(ctx, deid)
-        stages[slide.slide_id] = [inv, deid, chains[slide.slide_id]]
-    progress = ReleaseProgress(ctx.release, len(chains))
+    process = process_slide_task.with_options(**limit)
+    futures = {
+        slide.slide_id: process.submit(
+            _slide_context(ctx, slide), slide, ctx.pseudonyms[slide.slide_id]
+        )
+        for slide in ctx.slides
+    }
+    progress = ReleaseProgress(ctx.release, len(futures))
     try:
-        for _ in as_completed(list(chains.values())):
+        for _ in as_completed(list(futures.values())):
             progress.advance()
     finally:
         progress.close()
     reports = []
     log = logging.getLogger("slidegate.flow")
-    for slide_id, fut in chains.items():
+    for slide_id, fut in futures.items():
         # the result, not `fut.state`: right after as_completed the state can still lag behind
-        if _exception(fut) is None:
-            reports.append(fut.result())
-            continue
-        exc = explain(_first_failure(stages[slide_id]), ctx.settings)
-        log.error("slide %s failed after retries: %s", slide_id, type(exc).__name__)
-        reports.append(failed(slide_id, ctx.pseudonyms[slide_id], exc))
+        try:
+            reports.append(fut.result(raise_on_failure=True))
+        except BaseException as raised:  # the task's own exception, after its retries
+            exc = explain(raised, ctx.settings)
+            log.error("slide %s failed after retries: %s", slide_id, type(exc).__name__)
+            reports.append(failed(slide_id, ctx.pseudonyms[slide_id], exc))
     return reports
 
 
-def _first_failure(futures: list[PrefectFuture[SlideReport]]) -> BaseException | None:
-    """The exception of the first stage that failed (later stages only say 'upstream')."""
-    for fut in futures:
-        exc = _exception(fut)
-        if exc is not None:
-            return exc
-    return None
-
-
-def _exception(fut: PrefectFuture[SlideReport]) -> BaseException | None:
-    try:
-        fut.result(raise_on_failure=True)
-    except BaseException as exc:  # the task's own exception (or an upstream one)
-        return exc
-    return None
+def _slide_context(ctx: ReleaseContext, slide: CohortSlide) -> ReleaseContext:
+    """The context a slide's task needs: its own slide and pseudonym, not the whole cohort's
+    (what is shipped per task stays the same size however large the cohort)."""
+    return replace(
+        ctx, slides=(slide,), pseudonyms={slide.slide_id: ctx.pseudonyms[slide.slide_id]}
+    )
 
 
 def _risk_artifacts(ctx: ReleaseContext) -> None:

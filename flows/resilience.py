@@ -37,7 +37,7 @@ def explain(exc: BaseException | None, settings: Settings) -> BaseException | No
             f"a per-slide task exceeded the time limit of {settings.slide_timeout_s} s; the "
             "file may be damaged (absurd dimensions, an IFD loop); check it with a viewer, or "
             "raise SLIDEGATE_SLIDE_TIMEOUT_S for very large slides",
-            reason=f"time limit exceeded ({settings.slide_timeout_s} s per stage)",
+            reason=f"time limit exceeded ({settings.slide_timeout_s} s per slide)",
         )
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return SlidegateError(

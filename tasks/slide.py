@@ -1,4 +1,4 @@
-"""Per-slide tasks: inventory, de-identify + convert, audit."""
+"""The per-slide task: inventory -> de-identify + convert -> audit in one task run."""
 
 from __future__ import annotations
 
@@ -11,16 +11,8 @@ from slidegate.stages.context import ReleaseContext
 from tasks.common import TASK_OPTIONS, run_name
 
 
-@task(name="inventory", task_run_name=run_name("inventory"), **TASK_OPTIONS)
-def inventory_task(ctx: ReleaseContext, slide: CohortSlide, pseudonym: str) -> SlideReport:
-    return stages.inventory(ctx, slide)
-
-
-@task(name="deidentify", task_run_name=run_name("deidentify"), **TASK_OPTIONS)
-def deidentify_task(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
-    return stages.deidentify(ctx, report)
-
-
-@task(name="audit", task_run_name=run_name("audit"), **TASK_OPTIONS)
-def audit_task(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
-    return stages.audit(ctx, report)
+@task(name="process-slide", task_run_name=run_name("slide"), **TASK_OPTIONS)
+def process_slide_task(ctx: ReleaseContext, slide: CohortSlide, pseudonym: str) -> SlideReport:
+    """One task run per slide: the stages share the task's process, so the context is shipped
+    to the worker once and the orchestrator's per-task cost is paid once per slide."""
+    return stages.process(ctx, slide)

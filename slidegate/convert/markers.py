@@ -32,8 +32,11 @@ def _refuse(what: str) -> MetadataInTile:
     )
 
 
-def check_jpeg(data: bytes) -> None:
-    """Segments of a JPEG stream (or abbreviated tables stream) up to its first scan."""
+def check_jpeg(data: bytes) -> int | None:
+    """Segments of a JPEG stream (or abbreviated tables stream) up to its first scan.
+
+    Returns the length L of the header that decided the check: any stream at least L + 2 bytes
+    long that starts with the same L bytes passes too (None: the whole stream decided)."""
     if data[:2] != b"\xff\xd8":
         raise _refuse("non-JPEG")
     pos, end = 2, len(data)
@@ -45,7 +48,7 @@ def check_jpeg(data: bytes) -> None:
             pos += 1
             continue
         if marker in (0xDA, 0xD9):  # start of scan / end of (tables-only) image
-            return
+            return pos + 2
         length = int.from_bytes(data[pos + 2 : pos + 4], "big")
         body = data[pos + 4 : pos + 2 + length]
         if marker == 0xE0 and body[:5] == b"JFIF\x00" and length == 16:
@@ -58,10 +61,12 @@ def check_jpeg(data: bytes) -> None:
         pos += 2 + length
     if data[pos : pos + 2] not in (b"\xff\xd9", b""):
         raise _refuse("truncated JPEG header")
+    return None
 
 
-def check_j2k(data: bytes) -> None:
-    """Main header of a JPEG 2000 codestream (raw, or in a JP2 box wrapper) up to SOT."""
+def check_j2k(data: bytes) -> int | None:
+    """Main header of a JPEG 2000 codestream (raw, or in a JP2 box wrapper) up to SOT.
+    Returns the length of the deciding header, as `check_jpeg` does."""
     start = data.find(b"\xff\x4f\xff\x51")
     if start < 0:
         raise _refuse("non-JPEG 2000")
@@ -71,7 +76,7 @@ def check_j2k(data: bytes) -> None:
         if data[pos] != 0xFF:
             raise _refuse("malformed JPEG 2000")
         if marker == 0x90:  # SOT: first tile-part, main header done
-            return
+            return pos + 2
         length = int.from_bytes(data[pos + 2 : pos + 4], "big")
         if marker == 0x64:  # COM: Rcom (2 bytes) then text
             text = data[pos + 6 : pos + 2 + length]
@@ -80,3 +85,4 @@ def check_j2k(data: bytes) -> None:
         elif marker not in _J2K_CODING:
             raise _refuse(f"JPEG 2000 0xFF{marker:02X}")
         pos += 2 + length
+    return None

@@ -10,7 +10,7 @@ full-size in Zarr, so they match too. Zero-length source tiles become missing ch
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from pathlib import Path
 
@@ -21,7 +21,13 @@ from slidegate.convert.codecs import JPEG2K, PASSTHROUGH_COMPRESSIONS, jpeg2k_av
 from slidegate.convert.codecs import tile_codec as _tile_codec
 from slidegate.convert.encode import YXC  # chunk (c, y, x) <-> stored tile (y, x, c)
 from slidegate.convert.markers import MetadataInTile, check_j2k, check_jpeg
-from slidegate.convert.shards import check_layout, write_shard
+from slidegate.convert.shards import (
+    check_layout,
+    put_shard,
+    shard_from_buffer,
+    shard_path,
+    write_shard,
+)
 from slidegate.convert.tiles import TiffTiles, TiledLevel
 
 
@@ -116,10 +122,102 @@ def shard_grid(arr: zarr.Array) -> Iterator[tuple[int, int]]:
 def copy_level(
     tiles: TiffTiles, level: TiledLevel, arr: zarr.Array, array_dir: Path, pool: Executor | None
 ) -> None:
-    """Copy every tile of `level` into `arr`'s shards (shards in parallel with `pool`)."""
-    jobs = list(shard_grid(arr))
+    """Copy every tile of `level` into `arr`'s shards, one band of shards (the tile rows of
+    one shard row) at a time, a few shards per read (one sequential read per tile row), each
+    shard written from views of that buffer with one gathered write; bands in parallel with
+    `pool`."""
+    ky, _ = tiles_per_shard(arr)
+    headers = HeaderCheck(check_jpeg if int(level.page.compression) == 7 else check_j2k)
+    bands = range(-(-level.grid[0] // ky))
     if pool is None:
-        for sy, sx in jobs:
-            copy_shard(tiles, level, arr, array_dir, sy, sx)
+        for sy in bands:
+            copy_band(tiles, level, arr, array_dir, sy, headers)
     else:
-        list(pool.map(lambda j: copy_shard(tiles, level, arr, array_dir, *j), jobs))
+        list(pool.map(lambda sy: copy_band(tiles, level, arr, array_dir, sy, headers), bands))
+
+
+#: tiles read at once (a few MB): memory stays flat however wide the slide
+READ_TILES = 1024
+
+
+def copy_band(
+    tiles: TiffTiles,
+    level: TiledLevel,
+    arr: zarr.Array,
+    array_dir: Path,
+    sy: int,
+    headers: HeaderCheck,
+) -> int:
+    """Copy the shards of shard row `sy`, a few shards at a time; return bytes written."""
+    ky, kx = tiles_per_shard(arr)
+    gy, gx = level.grid
+    rows = range(sy * ky, min(gy, (sy + 1) * ky))
+    nx = -(-gx // kx)
+    group = max(1, READ_TILES // (ky * kx))  # shards per read
+    folder = shard_path(array_dir, (0, sy))
+    folder.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for g0 in range(0, nx, group):
+        c0, c1 = g0 * kx, min(gx, (g0 + group) * kx)
+        got = tiles.block(level, rows, c0, c1)
+        if got is None:  # tiles scattered in the file: read them shard by shard
+            for sx in range(g0, min(nx, g0 + group)):
+                written += copy_shard(tiles, level, arr, array_dir, sy, sx)
+            continue
+        buf, starts, counts = got
+        headers.verify(buf, starts, counts)
+        starts, counts = starts.reshape(len(rows), c1 - c0), counts.reshape(len(rows), c1 - c0)
+        for sx in range(g0, min(nx, g0 + group)):
+            x0 = sx * kx - c0
+            cols = min(c1 - c0, x0 + kx) - x0
+            s_grid = np.zeros((ky, kx), np.int64)
+            c_grid = np.zeros((ky, kx), np.int64)  # outside the level: missing chunks
+            s_grid[: len(rows), :cols] = starts[:, x0 : x0 + cols]
+            c_grid[: len(rows), :cols] = counts[:, x0 : x0 + cols]
+            data = shard_from_buffer(buf, s_grid.ravel(), c_grid.ravel())
+            if data is not None:
+                written += put_shard(folder / str(sx), data)
+    return written
+
+
+class HeaderCheck:
+    """`check` (check_jpeg / check_j2k) of many tiles at the cost of a comparison: a tile
+    whose stream starts with a header that already passed passes too (the check reads nothing
+    beyond it); only tiles with a header not seen yet are parsed."""
+
+    MAX_HEADERS = 8
+
+    def __init__(self, check: Callable[[bytes], int | None]) -> None:
+        self.check = check
+        self.known: list[bytes] = []
+
+    def verify(self, buf: memoryview, starts: np.ndarray, counts: np.ndarray) -> None:
+        """Raise MetadataInTile if any tile buf[start : start + count] (count > 0) fails."""
+        todo = np.flatnonzero(counts > 0)
+        data = np.frombuffer(buf, np.uint8)
+        while todo.size:
+            todo = self._unknown(data, starts, counts, todo)
+            if not todo.size:
+                return
+            first, todo = int(todo[0]), todo[1:]
+            payload = bytes(buf[int(starts[first]) : int(starts[first] + counts[first])])
+            decided = self.check(payload)  # raises on a metadata segment
+            if decided is None or len(self.known) >= self.MAX_HEADERS:
+                for i in todo.tolist():  # headers all different: parse every tile
+                    self.check(bytes(buf[int(starts[i]) : int(starts[i] + counts[i])]))
+                return
+            self.known.append(payload[:decided])
+
+    def _unknown(
+        self, data: np.ndarray, starts: np.ndarray, counts: np.ndarray, todo: np.ndarray
+    ) -> np.ndarray:
+        """The tiles of `todo` that start with none of the known headers (vectorised)."""
+        for header in self.known:
+            n = len(header)
+            long_enough = todo[counts[todo] >= n + 2]
+            if not long_enough.size or data.size < n:
+                continue
+            heads = np.lib.stride_tricks.sliding_window_view(data, n)[starts[long_enough]]
+            same = (heads == np.frombuffer(header, np.uint8)).all(axis=1)
+            todo = np.setdiff1d(todo, long_enough[same], assume_unique=True)
+        return todo

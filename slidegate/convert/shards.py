@@ -20,6 +20,8 @@ import zarr
 from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
 
 EMPTY = np.uint64(2**64 - 1)
+#: most buffers one gathered write takes
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024)
 
 
 def check_layout(arr: zarr.Array) -> None:
@@ -53,11 +55,38 @@ def shard_bytes(payloads: Sequence[bytes | None]) -> bytes | None:
         index[i] = (offset, len(payload))
         parts.append(payload)
         offset += len(payload)
+    parts += _index_tail(index)
+    return b"".join(parts)
+
+
+def shard_from_buffer(
+    buf: memoryview, starts: np.ndarray, counts: np.ndarray
+) -> list[bytes | memoryview] | None:
+    """The parts of one shard (to write back to back) whose inner chunk i (C order) is
+    `buf[starts[i] : starts[i] + counts[i]]` (count 0 = missing chunk), vectorised: chunks that
+    lie back to back in `buf` are one part (a view, not a copy), then the index. None when
+    every chunk is missing."""
+    present = np.flatnonzero(counts > 0)
+    if not present.size:
+        return None
+    begin = starts[present].astype(np.int64)
+    nbytes = counts[present].astype(np.int64)
+    end = begin + nbytes
+    index = np.full((counts.size, 2), EMPTY, dtype="<u8")
+    index[present, 0] = np.cumsum(nbytes) - nbytes
+    index[present, 1] = nbytes
+    cut = np.flatnonzero(begin[1:] != end[:-1]) + 1
+    firsts = np.concatenate(([0], cut)).tolist()
+    lasts = np.concatenate((cut - 1, [present.size - 1])).tolist()
+    b, e = begin.tolist(), end.tolist()
+    parts: list[bytes | memoryview] = [buf[b[i] : e[j]] for i, j in zip(firsts, lasts, strict=True)]
+    return parts + _index_tail(index)
+
+
+def _index_tail(index: np.ndarray) -> list[bytes]:
     raw_index = index.tobytes()
     crc = np.uint32(google_crc32c.value(raw_index)).astype("<u4").tobytes()
-    parts.append(raw_index)
-    parts.append(crc)
-    return b"".join(parts)
+    return [raw_index, crc]
 
 
 def shard_path(array_dir: Path, coords: Sequence[int]) -> Path:
@@ -72,11 +101,28 @@ def write_shard(array_dir: Path, coords: Sequence[int], payloads: Sequence[bytes
         return 0
     path = shard_path(array_dir, coords)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
+    return put_shard(path, data)
+
+
+def put_shard(path: Path, data: bytes | Sequence[bytes | memoryview]) -> int:
+    """Write a shard file (its folder exists), from one buffer or from parts written back to
+    back with one gathered write, atomically; return its size."""
+    parts = [data] if isinstance(data, bytes) else list(data)
+    if len(parts) > _IOV_MAX:
+        parts = [b"".join(parts)]
+    size = sum(len(p) for p in parts)
+    tmp = f"{path}.part"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        done = os.writev(fd, parts)
+        if done < size:  # a short write: the rest in one piece
+            rest = memoryview(b"".join(parts))[done:]
+            while rest:
+                rest = rest[os.write(fd, rest) :]
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
-    return len(data)
+    return size
 
 
 def read_index(data: bytes, n_chunks: int) -> np.ndarray:

@@ -10,6 +10,7 @@ Not picklable: open one per task, by path.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import ExitStack
@@ -82,7 +83,8 @@ class TiffTiles:
         self.path = Path(path) if isinstance(path, str) else path
         self._stack: ExitStack | None = None
         self._levels: list[TiledLevel | None] = []
-        self._pread: Callable[[int, int], bytes] | None = None
+        self._read_at: Callable[[int, int], bytes] | None = None
+        self._fd = -1  # a local file: positional reads straight into buffers
 
     def __enter__(self) -> TiffTiles:
         stack = ExitStack()
@@ -93,7 +95,8 @@ class TiffTiles:
             self._levels = [
                 None if ref.channels else _tiled_level(ref.page, self.path) for ref in refs
             ]
-            self._pread = positional_reader(self.path, tif.filehandle)  # pread or ranged GET
+            self._read_at = positional_reader(self.path, tif.filehandle)  # pread or ranged GET
+            self._fd = tif.filehandle.fileno() if isinstance(self.path, Path) else -1
         except BaseException:
             stack.close()
             raise
@@ -138,19 +141,59 @@ class TiffTiles:
                          lambda i: int(level.counts[indices[i]])):  # fmt: skip
             start = int(level.offsets[indices[run[0]]])
             end = max(int(level.offsets[indices[i]] + level.counts[indices[i]]) for i in run)
-            assert self._pread is not None, "TiffTiles read outside its with block"
-            data = self._pread(start, end - start)
-            if len(data) != end - start:
-                raise CorruptSlideError(
-                    f"slide {self.path}: tile data ends early (file truncated); copy the file "
-                    "again from the scanner archive",
-                    reason="corrupt: truncated",
-                )
-            view = memoryview(data)
+            view = memoryview(self._pread(start, end - start))
             for i in run:
                 off = int(level.offsets[indices[i]]) - start
                 out[i] = bytes(view[off : off + int(level.counts[indices[i]])])
         return out
+
+    def block(
+        self, level: TiledLevel, rows: range, c0: int, c1: int
+    ) -> tuple[memoryview, np.ndarray, np.ndarray] | None:
+        """Tiles of tile rows `rows`, columns c0..c1-1 with one sequential read per row into
+        one buffer: (buffer, start of each tile in it, byte count of each; 0 = zero-length
+        tile), row-major. None when a row's tiles are not stored compactly (more than a quarter
+        of its byte range is not theirs): read those with `raw`."""
+        _, gx = level.grid
+        ranges: list[tuple[int, int]] = []
+        starts, counts = [], []
+        size = 0
+        for r in rows:
+            offsets = level.offsets[r * gx + c0 : r * gx + c1].astype(np.int64)
+            count = level.counts[r * gx + c0 : r * gx + c1].astype(np.int64)
+            present = count > 0
+            lo = int(offsets[present].min()) if present.any() else 0
+            hi = int((offsets + count)[present].max()) if present.any() else 0
+            if hi - lo > int(count.sum()) * 5 // 4 + GAP:
+                return None
+            ranges.append((lo, hi))
+            starts.append(np.where(present, offsets - lo + size, 0))
+            counts.append(count)
+            size += hi - lo
+        buf = memoryview(bytearray(size))
+        at = 0
+        for lo, hi in ranges:
+            if hi > lo and self._fd >= 0:
+                if os.preadv(self._fd, [buf[at : at + hi - lo]], lo) != hi - lo:
+                    raise self._truncated()
+            elif hi > lo:  # S3: one ranged GET per tile row
+                buf[at : at + hi - lo] = self._pread(lo, hi - lo)
+            at += hi - lo
+        return buf, np.concatenate(starts), np.concatenate(counts)
+
+    def _pread(self, start: int, size: int) -> bytes:
+        assert self._read_at is not None, "TiffTiles read outside its with block"
+        data = self._read_at(start, size)
+        if len(data) != size:
+            raise self._truncated()
+        return data
+
+    def _truncated(self) -> CorruptSlideError:
+        return CorruptSlideError(
+            f"slide {self.path}: tile data ends early (file truncated); copy the file "
+            "again from the scanner archive",
+            reason="corrupt: truncated",
+        )
 
     def region(
         self,

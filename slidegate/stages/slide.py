@@ -187,3 +187,12 @@ def _save_plan(ctx: ReleaseContext, plan: DeidPlan) -> None:
     path = ctx.plan_path(plan.pseudonym)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(plan.model_dump_json(indent=1), encoding="utf-8")
+
+
+def process(ctx: ReleaseContext, slide: CohortSlide) -> SlideReport:
+    """inventory -> deidentify -> audit of one slide in one call (one orchestrator task).
+
+    A stage that quarantines returns its report and the later stages pass it through unchanged,
+    exactly as when the stages ran as separate tasks; exceptions (transient I/O, disk full,
+    internal errors) propagate so the caller can retry or map them to a reason."""
+    return audit(ctx, deidentify(ctx, inventory(ctx, slide)))

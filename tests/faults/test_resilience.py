@@ -20,7 +20,7 @@ def test_explain_gives_publishable_reasons() -> None:
     settings = Settings(slide_timeout_s=30)
     timed_out = explain(TimeoutError("Task run exceeded timeout"), settings)
     assert isinstance(timed_out, SlidegateError)
-    assert timed_out.reason == "time limit exceeded (30 s per stage)"
+    assert timed_out.reason == "time limit exceeded (30 s per slide)"
     full = explain(OSError(errno.ENOSPC, "No space left on device"), settings)
     assert isinstance(full, SlidegateError)
     assert full.reason == "staging area full (no space left on device)"

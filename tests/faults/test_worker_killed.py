@@ -33,14 +33,14 @@ pytestmark = pytest.mark.integration
 
 
 class KillMidConversion(WorkerPlugin):
-    """Once per test: when this worker starts a `deidentify` task, wait until the slide's
+    """Once per test: when this worker starts a `process-slide` task, wait until the slide's
     staging output appears on disk (conversion under way), then SIGKILL the worker process."""
 
     def __init__(self, staging: str, marker: str) -> None:
         self.staging, self.marker = staging, marker
 
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
-        if finish != "executing" or "deidentify" not in str(key):
+        if finish != "executing" or "process_slide" not in str(key):
             return
         try:
             fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
