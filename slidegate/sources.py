@@ -78,7 +78,7 @@ def source_ref(location: str, settings: Settings) -> SourceRef:
 
 @functools.lru_cache(maxsize=8)
 def _client(settings: Settings) -> Any:
-    from slidegate.publish.stores import s3_client  # one client recipe for sources and targets
+    from slidegate.publish.s3 import s3_client  # one client recipe for sources and targets
 
     return s3_client(settings)
 

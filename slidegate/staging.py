@@ -17,7 +17,8 @@ from typing import Any
 
 from slidegate.errors import SpecError
 from slidegate.publish.release import ObjectRecord, load_manifest, publish_tree
-from slidegate.publish.stores import S3Store, Store, copy_object, open_store, s3_session
+from slidegate.publish.s3 import S3Store, copy_object, s3_session
+from slidegate.publish.stores import Store, open_store
 from slidegate.settings import Settings
 from slidegate.sources import is_s3, parse_s3
 

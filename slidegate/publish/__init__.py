@@ -9,7 +9,8 @@ from slidegate.publish.release import (
     verify_release,
     write_manifest,
 )
-from slidegate.publish.stores import LocalStore, S3Store, Store, check_writable, open_store
+from slidegate.publish.s3 import S3Store
+from slidegate.publish.stores import LocalStore, Store, check_writable, open_store
 
 __all__ = [
     "LocalStore",

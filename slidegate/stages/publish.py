@@ -16,7 +16,8 @@ from slidegate.publish.release import (
     publish_tree,
     write_manifest,
 )
-from slidegate.publish.stores import S3Store, Store, check_writable, open_store
+from slidegate.publish.s3 import S3Store
+from slidegate.publish.stores import Store, check_writable, open_store
 from slidegate.sources import is_s3
 from slidegate.stages.cohort import CohortOutcome
 from slidegate.stages.context import ReleaseContext

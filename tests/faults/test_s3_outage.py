@@ -12,7 +12,7 @@ import pytest
 from flows.cli import main
 from slidegate.errors import TransientIOError
 from slidegate.publish.release import verify_release
-from slidegate.publish.stores import S3Store
+from slidegate.publish.s3 import S3Store
 from slidegate.settings import Settings
 from tests.faults.helpers import (
     RELEASE,

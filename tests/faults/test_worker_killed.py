@@ -16,7 +16,7 @@ from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from slidegate.publish.release import verify_release
-from slidegate.publish.stores import S3Store
+from slidegate.publish.s3 import S3Store
 from slidegate.settings import Settings
 from tests.faults.helpers import (
     RELEASE,

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slidegate.publish.stores import LocalStore, S3Store, Store
+from slidegate.publish.s3 import S3Store
+from slidegate.publish.stores import LocalStore, Store
 from tests.services import S3Service
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from slidegate.errors import SlidegateError
 from slidegate.publish.policy import PublishPolicy
-from slidegate.publish.stores import S3Store
+from slidegate.publish.s3 import S3Store
 from tests.publish.conftest import unique_prefix
 from tests.services import S3Service
 

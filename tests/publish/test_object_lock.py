@@ -17,7 +17,8 @@ from botocore.exceptions import ClientError
 from slidegate.errors import PolicyError, SpecError
 from slidegate.profile import load_policies
 from slidegate.publish.policy import PublishPolicy
-from slidegate.publish.stores import S3Store, check_writable, open_store
+from slidegate.publish.s3 import S3Store
+from slidegate.publish.stores import check_writable, open_store
 from slidegate.settings import Settings
 from slidegate.stages.context import prepare_release
 from slidegate.stages.publish import check_target

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from slidegate.errors import SpecError, TransientIOError
-from slidegate.publish.stores import LocalStore, S3Store, check_writable, open_store
+from slidegate.publish.s3 import S3Store
+from slidegate.publish.stores import LocalStore, check_writable, open_store
 from slidegate.settings import Settings
 from tests.publish.conftest import unique_prefix
 from tests.services import S3Service, free_ports

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from slidegate.publish.release import verify_release
-from slidegate.publish.stores import S3Store
+from slidegate.publish.s3 import S3Store
 from slidegate.settings import Settings
 from slidegate.stages.context import key_path
 from tests.services import S3Service
