@@ -80,10 +80,8 @@ def stage_artifacts(
         key=artifact_key(release, "inventory"),
         description="inventory: per slide format, levels, size and counts (pseudonyms only)",
     )
-    plans = [
-        DeidPlan.model_validate_json(p.read_text(encoding="utf-8"))
-        for p in sorted((work / "plans").glob("*.json"))
-    ]
+    # carried back in the reports: the workers' disks need not be shared with the flow
+    plans = sorted((r.plan for r in reports if r.plan is not None), key=lambda p: p.pseudonym)
     create_table_artifact(
         deid_rows(plans),
         key=artifact_key(release, "deid"),

@@ -8,7 +8,7 @@ Everything else here is PHI-free by construction.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -135,6 +135,10 @@ class SlideReport(Frozen):
     facts_path: str | None = None  # private
     output_path: str | None = None  # private staging
     copy_path: str | None = None  # private staging: the original-format copy, if written
+    #: the slide's de-identification plan and audit record (PHI-free), carried back to the flow
+    #: so it needs no file system shared with the workers
+    plan: DeidPlan | None = None
+    audit: dict[str, Any] | None = None
     levels: int = 0
     size: int = 0
     detail: dict[str, int] = {}  # counts, e.g. {"fields_dropped": 12, "images_dropped": 3}

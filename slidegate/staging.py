@@ -16,16 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from slidegate.errors import SpecError
-from slidegate.publish.release import ObjectRecord, load_manifest, publish_tree
+from slidegate.publish.release import ObjectRecord, load_manifest, publish_files, publish_tree
 from slidegate.publish.s3 import S3Store, copy_object, s3_session
 from slidegate.publish.stores import Store, open_store
 from slidegate.settings import Settings
 from slidegate.sources import is_s3, parse_s3
 
 
-def stage_out(local: Path, settings: Settings, release: str, pseudonym: str) -> str:
-    """Upload an audited output to the staging prefix, remove the local copy; the new location.
-    Without `staging_url` the output stays where it is."""
+def stage_out(local: Path, settings: Settings, release: str, name: str) -> str:
+    """Upload an audited output (a folder, or one file: the original-format copy) to
+    `<staging>/<release>/<name>/`, remove the local one; return the new location. Without
+    `staging_url` the output stays where it is."""
     if not settings.staging_url:
         return str(local)
     store = open_store(settings.staging_url, settings)
@@ -34,9 +35,12 @@ def stage_out(local: Path, settings: Settings, release: str, pseudonym: str) -> 
             f"staging {settings.staging_url!r} must be s3://bucket/prefix (a private prefix); "
             "unset SLIDEGATE_STAGING_URL to stage in the work area"
         )
-    name = f"{pseudonym}.ome.zarr"
-    publish_tree(store, release, local, name, concurrency=settings.upload_concurrency)
-    shutil.rmtree(local)
+    if local.is_dir():
+        publish_tree(store, release, local, name, concurrency=settings.upload_concurrency)
+        shutil.rmtree(local)
+    else:  # a single file keeps its own name under the prefix
+        publish_files(store, release, {f"{name}/{local.name}": local})
+        local.unlink()
     return f"{store.describe()}/{release}/{name}"
 
 

@@ -106,7 +106,7 @@ def decide_cohort(ctx: ReleaseContext, reports: Sequence[SlideReport]) -> Cohort
     risk.write_reports(reports_dir, ctx.work)
     _write_json(reports_dir / "validation.json", validation.results)
     _write_json(reports_dir / "slides.json", [_public(r) for r in final])
-    _write_json(reports_dir / "audit.json", _audit_summary(ctx, final))
+    _write_json(reports_dir / "audit.json", _audit_summary(final))
     log.info(
         "cohort decided: %d approved, %d withheld, %d quarantined; validation %s",
         len(approved),
@@ -157,14 +157,9 @@ def _public(rep: SlideReport) -> dict[str, object]:
     }
 
 
-def _audit_summary(ctx: ReleaseContext, final: Sequence[SlideReport]) -> list[dict[str, object]]:
-    out = []
-    for rep in final:
-        path = ctx.work / "audit" / f"{rep.pseudonym}.json"
-        if path.is_file():
-            record = json.loads(path.read_text("utf-8"))
-            out.append({**record, "status": rep.status})
-    return out
+def _audit_summary(final: Sequence[SlideReport]) -> list[dict[str, object]]:
+    """The audit record each slide's task carried back (workers may not share a disk)."""
+    return [{**rep.audit, "status": rep.status} for rep in final if rep.audit is not None]
 
 
 def _write_json(path: Path, data: object) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from slidegate import __version__
 from slidegate.errors import SpecError
+from slidegate.formats.original_copy import copy_suffix
 from slidegate.ledger import record_release
 from slidegate.models import SlideReport
 from slidegate.publish.release import (
@@ -70,9 +71,10 @@ def publish_slide(ctx: ReleaseContext, report: SlideReport) -> list[ObjectRecord
             dest,
             concurrency=ctx.settings.upload_concurrency,
         )
-    # the original-format copy stays in the private work area (also with S3 staging)
     copy = Path(report.copy_path) if report.copy_path is not None else None
-    if copy is not None and copy.is_dir():  # DICOM: a folder of instances
+    if report.copy_path is not None and is_s3(report.copy_path):  # staged: <p>.copy/<p>.svs
+        records += publish_staged(store, ctx.release, report.copy_path, "slides", ctx.settings)
+    elif copy is not None and copy.is_dir():  # DICOM: a folder of instances
         records += publish_tree(
             store, ctx.release, copy, copy_key(report), concurrency=ctx.settings.upload_concurrency
         )
@@ -84,8 +86,9 @@ def publish_slide(ctx: ReleaseContext, report: SlideReport) -> list[ObjectRecord
 
 def copy_key(report: SlideReport) -> str:
     """Release key of a slide's original-format copy: `slides/<pseudonym>.svs` etc."""
-    assert report.copy_path is not None
-    return f"slides/{report.pseudonym}{Path(report.copy_path).suffix}"
+    suffix = copy_suffix(report.format or "")
+    assert report.copy_path is not None and suffix is not None
+    return f"slides/{report.pseudonym}{suffix}"
 
 
 def finalize(

@@ -110,6 +110,7 @@ def deidentify(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
             "stage": "deidentify",
             "output_path": str(out),
             "copy_path": str(copy) if copy is not None else None,
+            "plan": plan,
             "levels": len(plan.levels),
             "size": written,
             "detail": {**report.detail, **summarize(plan), **copied},
@@ -130,7 +131,9 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
     if report.status != "ok" or report.output_path is None or report.facts_path is None:
         return report
     facts = SlideFacts.load(Path(report.facts_path))
-    plan = DeidPlan.model_validate_json(ctx.plan_path(report.pseudonym).read_text("utf-8"))
+    plan = report.plan or DeidPlan.model_validate_json(
+        ctx.plan_path(report.pseudonym).read_text("utf-8")
+    )
     with slide_source(facts.source_path, ctx.settings, ctx.work) as src:
         result = audit_output(
             Path(report.output_path),
@@ -158,20 +161,25 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
     audit_dir = ctx.work / "audit"
     audit_dir.mkdir(parents=True, exist_ok=True)
     (audit_dir / f"{report.pseudonym}.json").write_text(json.dumps(record, indent=1), "utf-8")
-    detail = {**report.detail, "audit_needles": result.needles}
+    update = {"detail": {**report.detail, "audit_needles": result.needles}, "audit": record}
     if findings:
         fields = sorted({f.field for f in findings})
         log.error("slide %s quarantined: audit found %s in the output", report.slide_id, fields)
         reason = "audit: identifying value found in output (" + ", ".join(fields) + ")"
-        return quarantine(report, "audit", reason).model_copy(update={"detail": detail})
+        return quarantine(report, "audit", reason).model_copy(update=update)
     if problems:
         log.error(
             "slide %s quarantined: re-open check failed: %s", report.slide_id, "; ".join(problems)
         )
         reason = "audit: re-open check failed (" + "; ".join(problems)[:300] + ")"
-        return quarantine(report, "audit", reason).model_copy(update={"detail": detail})
-    staged = stage_out(Path(report.output_path), ctx.settings, ctx.release, report.pseudonym)
-    return report.model_copy(update={"stage": "audit", "detail": detail, "output_path": staged})
+        return quarantine(report, "audit", reason).model_copy(update=update)
+    # with staging on S3 both outputs leave the worker: publishing needs no shared disk
+    out, name = Path(report.output_path), f"{report.pseudonym}.ome.zarr"
+    update["output_path"] = stage_out(out, ctx.settings, ctx.release, name)
+    if report.copy_path is not None:
+        copy = Path(report.copy_path)
+        update["copy_path"] = stage_out(copy, ctx.settings, ctx.release, f"{report.pseudonym}.copy")
+    return report.model_copy(update={"stage": "audit", **update})
 
 
 def failed(slide_id: str, pseudonym: str, exc: BaseException | None) -> SlideReport:
