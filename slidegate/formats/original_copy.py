@@ -30,16 +30,17 @@ def uid_key(pseudonym_key: bytes) -> bytes:
     return hmac.new(pseudonym_key, b"slidegate-dicom-uid", hashlib.sha256).digest()
 
 
-def write_original_copy(source: SourceRef, plan: DeidPlan, out: Path, pseudonym_key: bytes) -> int:
+def write_original_copy(source: SourceRef, plan: DeidPlan, out: Path, dicom_uid_key: bytes) -> int:
     """Write the copy to `out` (named with `copy_suffix(plan.format)`); return its size.
-    Raises CopyNotPossible for a format or level that cannot be copied."""
+    `dicom_uid_key` remaps DICOM UIDs (`uid_key` of the release's pseudonym key). Raises
+    CopyNotPossible for a format or level that cannot be copied."""
     if plan.format != "dicom":
         return write_tiff_copy(source, plan, out)
     if not isinstance(source, Path):  # S3 DICOM sources are fetched to scratch first
         raise CopyNotPossible("a DICOM copy needs a local source", reason="source not local")
     shutil.rmtree(out, ignore_errors=True)  # a rerun starts from an empty folder
     try:
-        files = write_dicom_copy(source, plan, out, uid_key(pseudonym_key))
+        files = write_dicom_copy(source, plan, out, dicom_uid_key)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise

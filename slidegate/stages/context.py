@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from slidegate.errors import SpecError
+from slidegate.formats.original_copy import uid_key
 from slidegate.ledger import install_study_key
 from slidegate.profile import Policies, load_policies
 from slidegate.pseudonym import Pseudonymizer, load_or_create_key
@@ -29,6 +30,9 @@ class ReleaseContext:
     #: slide_id -> slide pseudonym (computed once; the key itself stays in the work area)
     pseudonyms: dict[str, str]
     key_id: str
+    #: DICOM copies' UID key, derived one-way from the pseudonym key at preparation, so workers
+    #: need neither the key file nor a shared work area (never shown in a repr)
+    dicom_uid_key: bytes = field(default=b"", repr=False)
 
     # private work area: <work_dir>/releases/<release>/ ; never under the target
     @property
@@ -107,6 +111,7 @@ def prepare_release(spec_path: Path, settings: Settings) -> ReleaseContext:
         slides=resolved.slides,
         pseudonyms={s.slide_id: pseudo("s", s.slide_id) for s in resolved.slides},
         key_id=pseudo.key_id,
+        dicom_uid_key=uid_key(pseudo.key),
     )
 
 

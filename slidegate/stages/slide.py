@@ -81,9 +81,8 @@ def deidentify(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         with slide_source(facts.source_path, ctx.settings, ctx.work) as src:
             written = write_ome_zarr(src, plan, out, opts)
             if copy is not None:
-                key = ctx.pseudonymizer().key
                 try:
-                    size = write_original_copy(src, plan, copy, key)
+                    size = write_original_copy(src, plan, copy, ctx.dicom_uid_key)
                     copied = {"original_copy_bytes": size}
                 except CopyNotPossible as exc:
                     log.warning("slide %s released without a copy: %s", report.slide_id, exc.reason)
