@@ -172,7 +172,7 @@ def targets(results: dict[str, Any], s: dict[tuple[str, str, int], dict[str, Any
             if small and big:
                 out.append(f"| peak RSS flat S -> {size}: {case} | within 20% | {small:.0f} -> "
                            f"{big:.0f} MB ({(big / small - 1) * 100:+.0f}%) | "
-                           f"{_met(big <= 1.2 * small, f'{(big / small - 1.2) * 100:.0f} pp')}"
+                           f"{_met(big <= 1.2 * small, f'{(big / small - 1.2) * 100:.1f} pp')}"
                            " |")  # fmt: skip
     t4 = results.get("t4")
     if t4:

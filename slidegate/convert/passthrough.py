@@ -157,14 +157,16 @@ def copy_band(
     folder = shard_path(array_dir, (0, sy))
     folder.mkdir(parents=True, exist_ok=True)
     written = 0
+    scratch = bytearray()
     for g0 in range(0, nx, group):
         c0, c1 = g0 * kx, min(gx, (g0 + group) * kx)
-        got = tiles.block(level, rows, c0, c1)
+        got = tiles.block(level, rows, c0, c1, scratch)
         if got is None:  # tiles scattered in the file: read them shard by shard
             for sx in range(g0, min(nx, g0 + group)):
                 written += copy_shard(tiles, level, arr, array_dir, sy, sx)
             continue
         buf, starts, counts = got
+        scratch = buf.obj if isinstance(buf.obj, bytearray) else scratch
         headers.verify(buf, starts, counts)
         starts, counts = starts.reshape(len(rows), c1 - c0), counts.reshape(len(rows), c1 - c0)
         for sx in range(g0, min(nx, g0 + group)):

@@ -148,12 +148,13 @@ class TiffTiles:
         return out
 
     def block(
-        self, level: TiledLevel, rows: range, c0: int, c1: int
+        self, level: TiledLevel, rows: range, c0: int, c1: int, scratch: bytearray | None = None
     ) -> tuple[memoryview, np.ndarray, np.ndarray] | None:
         """Tiles of tile rows `rows`, columns c0..c1-1 with one sequential read per row into
         one buffer: (buffer, start of each tile in it, byte count of each; 0 = zero-length
         tile), row-major. None when a row's tiles are not stored compactly (more than a quarter
-        of its byte range is not theirs): read those with `raw`."""
+        of its byte range is not theirs): read those with `raw`. The buffer is `scratch` when
+        it is large enough (reused between calls: no new pages to fault in)."""
         _, gx = level.grid
         ranges: list[tuple[int, int]] = []
         starts, counts = [], []
@@ -170,7 +171,8 @@ class TiffTiles:
             starts.append(np.where(present, offsets - lo + size, 0))
             counts.append(count)
             size += hi - lo
-        buf = memoryview(bytearray(size))
+        room = scratch if scratch is not None and len(scratch) >= size else bytearray(size)
+        buf = memoryview(room)[:size]
         at = 0
         for lo, hi in ranges:
             if hi > lo and self._fd >= 0:
