@@ -179,8 +179,11 @@ def targets(results: dict[str, Any], s: dict[tuple[str, str, int], dict[str, Any
         out += t4_rows(t4)
     else:
         out.append("| T4 Prefect + Dask overhead | <= 0.5 s/slide, <= 5% | not run (`--t4`) | - |")
-    out.append("| T3 de-identified copy in the original format vs cp | - | not measured: "
-               "slidegate has no original-format copy yet | - |")  # fmt: skip
+    t3 = _get(s, size, "T3 slidegate original-format copy", 1)
+    if t3 is not None and cp:
+        out.append(f"| T3 de-identified copy in the original format vs cp | - (no goal) | "
+                   f"{t3:.2f} s vs cp {cp:.2f} s = {t3 / cp:.1f}x ({mb / t3:.0f} MB/s of source)"
+                   " | - |")  # fmt: skip
     return out
 
 

@@ -71,6 +71,20 @@ def gate_passthrough(src: Path, out: Path) -> dict[str, Any]:
     return {"tiles_identical": tiles, "regions": "100 exact", "ngff": "ok"}
 
 
+def gate_copy(src: Path, out: Path) -> dict[str, Any]:
+    """T3: the copy re-opened by the audit's own check (tifffile + OpenSlide, every tile)."""
+    from slidegate.audit.copy_check import check_copy
+    from slidegate.deid import load_deid_policy, plan_deid
+    from slidegate.formats import read_facts
+
+    facts = read_facts(src, src.name)
+    policy = load_deid_policy(REPO / "policies" / f"deid/{facts.format}.yaml")
+    plan = plan_deid(facts, policy, "s-0000000000000000")
+    problems = check_copy(out, plan, src)
+    assert not problems, problems
+    return {"copy_check": "ok (tiles identical, no label/macro, OpenSlide aperio)"}
+
+
 def gate_reencode(exact: bool) -> Callable[[Path, Path], dict[str, Any]]:
     def gate(src: Path, out: Path) -> dict[str, Any]:
         worst = gates.random_regions(src, gates.zarr_reader(out), _shape(src), exact=exact)
@@ -118,6 +132,14 @@ def cases_for(size: str, threads: tuple[int, ...]) -> list[Case]:
         Case("T0 cat", "T0", size, 1, lambda s, o: ["sh", "-c", f"cat '{s}' > /dev/null"]),
         Case("T0 cp", "T0", size, 1, lambda s, o: ["cp", str(s), str(o)]),
         Case("T0 tifffile decode level 0", "T0", size, 1, _py("decode", 1)),
+        Case(
+            "T3 slidegate original-format copy",
+            "T3",
+            size,
+            1,
+            _py("copy", 1, {"policies": pol}),
+            gate_copy,
+        ),
     ]
     for n in threads:
         out.append(Case("T1 slidegate passthrough", "T1", size, n,

@@ -42,6 +42,20 @@ def slidegate(src: Path, out: Path, threads: int, opts: dict[str, Any]) -> dict[
     return {"work_s": time.perf_counter() - t0, "bytes": size}
 
 
+def copy(src: Path, out: Path, threads: int, opts: dict[str, Any]) -> dict[str, Any]:
+    """T3: the de-identified copy in the original format (SVS: tiles byte for byte)."""
+    from slidegate.deid import load_deid_policy, plan_deid
+    from slidegate.formats import read_facts
+    from slidegate.formats.tiff_copy import write_tiff_copy
+
+    facts = read_facts(src, src.name)
+    policy = load_deid_policy(Path(opts.pop("policies")) / f"deid/{facts.format}.yaml")
+    plan = plan_deid(facts, policy, "s-0000000000000000")
+    t0 = time.perf_counter()
+    size = write_tiff_copy(src, plan, out)
+    return {"work_s": time.perf_counter() - t0, "bytes": size}
+
+
 def vips(src: Path, out: Path, threads: int, opts: dict[str, Any]) -> dict[str, Any]:
     """T2: libvips, level 0 of the TIFF -> full 2x pyramid, JPEG Q90 (tiffsave or dzsave)."""
     import pyvips
@@ -78,7 +92,7 @@ def naive(src: Path, out: Path, threads: int, opts: dict[str, Any]) -> dict[str,
     return {"work_s": time.perf_counter() - t0}
 
 
-JOBS = {"decode": decode, "slidegate": slidegate, "vips": vips, "naive": naive}
+JOBS = {"decode": decode, "slidegate": slidegate, "copy": copy, "vips": vips, "naive": naive}
 
 
 def main(argv: list[str]) -> None:
