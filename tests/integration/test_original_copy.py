@@ -12,7 +12,6 @@ import os
 import shutil
 from pathlib import Path
 
-import boto3
 import openslide
 import pytest
 
@@ -78,13 +77,7 @@ def test_release_publishes_clean_original_format_copies(
             for i, name in enumerate(sources)
         )
     )
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_service.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id=s3_service.access_key,
-        aws_secret_access_key=s3_service.secret_key,
-    )
+    s3 = s3_service.client()
     s3.create_bucket(Bucket="copies")
     spec = tmp_path / "spec.yaml"
     spec.write_text(

@@ -19,16 +19,6 @@ from slidegate.settings import DEFAULT_POLICIES_DIR, Settings
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def cluster():  # type: ignore[no-untyped-def]
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-    ) as c:
-        yield c
-
-
 def test_jpeg_2x_release_publishes(cluster, prefect_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from flows.release import dask_runner, release_cohort
     from slidegate.synth import generate_cohort

@@ -22,16 +22,6 @@ def small_cohort(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
     )
 
 
-@pytest.fixture(scope="module")
-def cluster():  # type: ignore[no-untyped-def]
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-    ) as c:
-        yield c
-
-
 def run(spec: Path, work: Path, address: str, dry_run: bool = False) -> dict[str, object]:
     from flows.release import dask_runner, release_cohort
 
