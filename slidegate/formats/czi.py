@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from slidegate.errors import CorruptSlideError, UnsupportedSlideError
-from slidegate.formats.registry import content_sha256
+from slidegate.formats.registry import slide_facts
 from slidegate.models import AssociatedImage, AssociatedKind, LevelFacts, MetadataField, SlideFacts
 
 FORMAT = "czi"
@@ -343,17 +343,12 @@ def read_facts(path: Path, slide_id: str) -> SlideFacts:
         ) from None
     finally:
         czi.close()
-    mpp_y, mpp_x = mpp(field_list)
-    sha, size = content_sha256(path)
-    return SlideFacts(
-        slide_id=slide_id,
-        source_path=str(path.resolve()),
-        format=FORMAT,
-        size=size,
-        sha256=sha,
-        mpp_x=mpp_x,
-        mpp_y=mpp_y,
+    return slide_facts(
+        path,
+        slide_id,
+        FORMAT,
+        mpp_yx=mpp(field_list),
         levels=level_facts(lay),
         associated=images,
-        fields=tuple(field_list),
+        fields=field_list,
     )

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import tifffile
 
 from slidegate.errors import CorruptSlideError, UnsupportedSlideError
 from slidegate.formats import bif, generic_tiff, ndpi, ome_tiff, philips, qptiff, scn, svs
-from slidegate.formats.registry import content_sha256
+from slidegate.formats.registry import content_sha256, slide_facts
 from slidegate.formats.tiff import Layout, associated_image, level_facts, open_tiff, resolution_mpp
 from slidegate.models import MetadataField, SlideFacts
 from slidegate.sources import SourceRef
@@ -121,21 +120,19 @@ def read_facts(path: SourceRef, slide_id: str) -> SlideFacts:
         fields = vendor.fields(tif)
         mpp_y, mpp_x = vendor.mpp(tif, lay)
     try:
-        sha, size = content_sha256(path)
+        digest = content_sha256(path)
     except OSError as exc:
         raise CorruptSlideError(
             f"cannot read slide {path} to hash it: {exc.strerror}; check the file",
             reason="corrupt: unreadable file",
         ) from None
-    return SlideFacts(
-        slide_id=slide_id,
-        source_path=str(path.resolve() if isinstance(path, Path) else path),
-        format=fmt,
-        size=size,
-        sha256=sha,
-        mpp_x=mpp_x,
-        mpp_y=mpp_y,
+    return slide_facts(
+        path,
+        slide_id,
+        fmt,
+        mpp_yx=(mpp_y, mpp_x),
         levels=levels,
         associated=associated,
-        fields=tuple(fields),
+        fields=fields,
+        digest=digest,
     )

@@ -27,7 +27,7 @@ from slidegate.formats.dicom_layout import (
     sniff,
 )
 from slidegate.formats.dicom_reader import DicomRegionReader
-from slidegate.formats.registry import FormatHandler, RegionReader, content_sha256
+from slidegate.formats.registry import FormatHandler, RegionReader, slide_facts
 from slidegate.models import AssociatedImage, LevelFacts, MetadataField, SlideFacts
 
 
@@ -96,19 +96,9 @@ def read_facts(path: Path, slide_id: str) -> SlideFacts:
     layout = read_layout(path, headers)
     by_path = dict(headers)
     levels, associated, fields = _facts_parts(layout, by_path)
-    mpp_y, mpp_x = _mpp(by_path[layout.levels[0].first.path], layout.levels[0].first)
-    sha, size = content_sha256(path)
-    return SlideFacts(
-        slide_id=slide_id,
-        source_path=str(path.resolve()),
-        format=FORMAT,
-        size=size,
-        sha256=sha,
-        mpp_x=mpp_x,
-        mpp_y=mpp_y,
-        levels=levels,
-        associated=associated,
-        fields=tuple(fields),
+    mpp_yx = _mpp(by_path[layout.levels[0].first.path], layout.levels[0].first)
+    return slide_facts(
+        path, slide_id, FORMAT, mpp_yx=mpp_yx, levels=levels, associated=associated, fields=fields
     )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from slidegate.errors import CorruptSlideError
-from slidegate.formats.registry import content_sha256
+from slidegate.formats.registry import content_sha256, slide_facts
 from slidegate.models import AssociatedImage, AssociatedKind, LevelFacts, MetadataField, SlideFacts
 
 FORMAT = "mrxs"
@@ -239,19 +239,15 @@ def read_facts(path: Path, slide_id: str) -> SlideFacts:
     finally:
         osr.close()
     fields = ini_fields(parser) + slide_id_fields(path, parser)
-    mpp_y, mpp_x = _mpp(parser)
-    sha, size = _sha256(path)
-    return SlideFacts(
-        slide_id=slide_id,
-        source_path=str(path.resolve()),
-        format=FORMAT,
-        size=size,
-        sha256=sha,
-        mpp_x=mpp_x,
-        mpp_y=mpp_y,
+    return slide_facts(
+        path,
+        slide_id,
+        FORMAT,
+        mpp_yx=_mpp(parser),
         levels=levels,
-        associated=tuple(images),
-        fields=tuple(fields),
+        associated=images,
+        fields=fields,
+        digest=_sha256(path),  # the .mrxs file and its folder
     )
 
 

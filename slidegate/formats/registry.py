@@ -9,7 +9,7 @@ is one module plus one entry in `handlers()`; no other code changes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from slidegate.models import LevelFacts, SlideFacts
+from slidegate.models import AssociatedImage, LevelFacts, MetadataField, SlideFacts
 from slidegate.sources import SourceRef, stream_sha256
 
 
@@ -66,6 +66,34 @@ def handler_for(path: SourceRef) -> FormatHandler | None:
         if handler.sniff(path):
             return handler
     return None
+
+
+def slide_facts(
+    path: SourceRef,
+    slide_id: str,
+    fmt: str,
+    *,
+    mpp_yx: tuple[float | None, float | None],
+    levels: Iterable[LevelFacts],
+    associated: Iterable[AssociatedImage],
+    fields: Iterable[MetadataField],
+    digest: tuple[str, int] | None = None,
+) -> SlideFacts:
+    """The facts of one source as every format module reports them: where it is, its content
+    hash (`digest`, else `content_sha256`) and what the module read."""
+    sha, size = digest if digest is not None else content_sha256(path)
+    return SlideFacts(
+        slide_id=slide_id,
+        source_path=str(path.resolve() if isinstance(path, Path) else path),
+        format=fmt,
+        size=size,
+        sha256=sha,
+        mpp_x=mpp_yx[1],
+        mpp_y=mpp_yx[0],
+        levels=tuple(levels),
+        associated=tuple(associated),
+        fields=tuple(fields),
+    )
 
 
 def content_sha256(path: SourceRef) -> tuple[str, int]:
