@@ -4,7 +4,6 @@ attachments, canaries in the XML); facts, reader, policy, and the release flow."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import czifile
@@ -17,6 +16,7 @@ from slidegate.deid.policy import load_deid_policy
 from slidegate.errors import CorruptSlideError, UnsupportedSlideError
 from slidegate.formats import detect_format, open_reader, read_facts
 from slidegate.synth.czi import CziMeta, _shrink, canary_meta, write_czi
+from tests.releasing import release_folder
 
 
 def _image(seed: int, shape: tuple[int, int, int], dtype: str) -> np.ndarray:
@@ -140,32 +140,11 @@ def test_truncated_czi_is_corrupt(
 def test_synthetic_czi_release_is_clean(
     synthetic: tuple[Path, np.ndarray, CziMeta], prefect_server: object, tmp_path: Path
 ) -> None:
-    from distributed import LocalCluster
-
-    from flows.release import dask_runner, release_cohort
-    from slidegate.settings import Settings
-
     path, image, meta = synthetic
-    (tmp_path / "cohort.csv").write_text(
-        "slide,patient,block,specimen,age,sex,diagnosis,site,collection_date\n"
-        "C0001.czi,CZPATIENT1,CZBLOCK1,CZSPEC1,52,F,C50.9,breast,2022-02-02\n"
-    )
     canaries = [{"field": label, "value": value} for label, value in meta.canaries()]
-    (tmp_path / "canaries.json").write_text(json.dumps({"canaries": canaries}))
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        f"release: czi-s\nsource: {path.parent}\ncohort: cohort.csv\nprofile: restricted\n"
-        "target: out\ncanaries: canaries.json\n"
-    )
-    with LocalCluster(
-        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
-        settings = Settings(work_dir=tmp_path / "work", dask_address=cluster.scheduler_address)
-        result = release_cohort.with_options(task_runner=dask_runner(settings))(
-            spec=str(spec), settings=settings
-        )
+    row = "C0001.czi,CZPATIENT1,CZBLOCK1,CZSPEC1,52,F,C50.9,breast,2022-02-02"
+    result, release = release_folder(tmp_path, path.parent, "czi-s", [row], canaries=canaries)
     assert result["published"] is True and result["counts"]["approved"] == 1
-    release = tmp_path / "out" / "czi-s"
     files = [p for p in release.rglob("*") if p.is_file()]
     needles = [v for _, v in meta.canaries()] + ["C0001", "CZPATIENT1", "CZBLOCK1", "CZSPEC1"]
     hits = [(p.name, n) for p in files for n in needles if n.encode() in p.read_bytes()]

@@ -5,7 +5,6 @@ whole release flow: zero canaries in any output byte, no label or macro, level 0
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from slidegate.deid.policy import load_deid_policy
 from slidegate.errors import CorruptSlideError
 from slidegate.formats import detect_format, open_reader, read_facts
 from slidegate.synth.mrxs import MrxsMeta, canary_meta, write_mrxs
+from tests.releasing import release_folder
 
 
 @pytest.fixture(scope="module")
@@ -131,34 +131,14 @@ def test_hash_covers_the_folder(tmp_path: Path) -> None:
 def test_synthetic_mrxs_release_is_clean(
     slide: tuple[Path, MrxsMeta], prefect_server: object, tmp_path: Path
 ) -> None:
-    from distributed import LocalCluster
-
-    from flows.release import dask_runner, release_cohort
-    from slidegate.settings import Settings
 
     path, meta = slide
     source = path.parent
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in source.rglob("*.*")}
-    (tmp_path / "cohort.csv").write_text(
-        "slide,patient,block,specimen,age,sex,diagnosis,site,collection_date\n"
-        "M0001.mrxs,MXPATIENT1,MXBLOCK1,MXSPEC1,44,F,C50.9,breast,2021-07-02\n"
-    )
     canaries = [{"field": label, "value": value} for label, value in meta.canaries()]
-    (tmp_path / "canaries.json").write_text(json.dumps({"canaries": canaries}))
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        f"release: mrxs-1\nsource: {source}\ncohort: cohort.csv\nprofile: restricted\n"
-        "target: out\ncanaries: canaries.json\n"
-    )
-    with LocalCluster(
-        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
-        settings = Settings(work_dir=tmp_path / "work", dask_address=cluster.scheduler_address)
-        result = release_cohort.with_options(task_runner=dask_runner(settings))(
-            spec=str(spec), settings=settings
-        )
+    row = "M0001.mrxs,MXPATIENT1,MXBLOCK1,MXSPEC1,44,F,C50.9,breast,2021-07-02"
+    result, release = release_folder(tmp_path, source, "mrxs-1", [row], canaries=canaries)
     assert result["published"] is True and result["counts"]["approved"] == 1
-    release = tmp_path / "out" / "mrxs-1"
     files = [p for p in release.rglob("*") if p.is_file()]
     needles = [v for _, v in meta.canaries()] + ["M0001", "MXPATIENT1", "MXBLOCK1", "MXSPEC1"]
     hits = [(p.name, n) for p in files for n in needles if n.encode() in p.read_bytes()]

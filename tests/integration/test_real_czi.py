@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zarr
 
-from slidegate.settings import Settings
+from tests.releasing import release_folder
 
 pytestmark = pytest.mark.integration
 
@@ -30,33 +30,15 @@ def test_real_czi_release_has_no_identifying_value_and_matches_czifile(
 ) -> None:
     import czifile
 
-    from flows.release import dask_runner, release_cohort
-
     source = real_slides / "zeiss-czi"
     slide = source / "mosaic_test.czi"
     raw = slide.read_bytes()
     before = hashlib.sha256(raw).hexdigest()
     for value in KNOWN[:4]:
         assert value.encode() in raw  # the needles are real: they are in the source
-    (tmp_path / "cohort.csv").write_text(
-        "slide,patient,block,specimen,age,sex,diagnosis,site,collection_date\n"
-        "mosaic_test.czi,CZIPATIENT,CZIBLOCK,CZISPEC,61,M,C50.9,breast,2019-12-07\n"
-    )
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        f"release: czi-1\nsource: {source}\ncohort: cohort.csv\nprofile: restricted\ntarget: out\n"
-    )
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
-        settings = Settings(work_dir=tmp_path / "work", dask_address=cluster.scheduler_address)
-        result = release_cohort.with_options(task_runner=dask_runner(settings))(
-            spec=str(spec), settings=settings
-        )
+    row = "mosaic_test.czi,CZIPATIENT,CZIBLOCK,CZISPEC,61,M,C50.9,breast,2019-12-07"
+    result, release = release_folder(tmp_path, source, "czi-1", [row])
     assert result["published"] is True and result["counts"]["approved"] == 1
-    release = tmp_path / "out" / "czi-1"
     files = [p for p in release.rglob("*") if p.is_file()]
     needles = [*KNOWN, "CZIPATIENT", "CZIBLOCK", "CZISPEC", "2019-12-07"]
     hits = [(p.name, n) for p in files for n in needles if n.encode() in p.read_bytes()]

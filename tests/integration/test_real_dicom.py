@@ -20,6 +20,7 @@ import zarr
 from pydicom.pixels import iter_pixels
 
 from slidegate.settings import Settings
+from tests.releasing import release_folder
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +100,6 @@ def _pydicom_levels(entry: Path) -> dict[tuple[int, int], np.ndarray]:
 def test_real_dicom_release_scrubbed_label_quarantined_pixels_match(
     real_slides: Path, prefect_server: object, tmp_path: Path
 ) -> None:
-    from flows.release import dask_runner, release_cohort
     from slidegate.pseudonym import load_or_create_key
     from slidegate.stages.context import key_path
 
@@ -117,28 +117,10 @@ def test_real_dicom_release_scrubbed_label_quarantined_pixels_match(
         f"{e.name},DCMPAT{i},DCMBLK{i},DCMSPC{i},{50 + i},F,C18.7,colon,2021-07-20"
         for i, e in enumerate(entries)
     ]
-    (tmp_path / "cohort.csv").write_text(
-        "slide,patient,block,specimen,age,sex,diagnosis,site,collection_date\n"
-        + "\n".join(rows)
-        + "\n"
-    )
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        f"release: dcm-1\nsource: {source}\ncohort: cohort.csv\nprofile: restricted\ntarget: out\n"
-    )
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
-        settings = Settings(work_dir=tmp_path / "work", dask_address=cluster.scheduler_address)
-        result = release_cohort.with_options(task_runner=dask_runner(settings))(
-            spec=str(spec), settings=settings
-        )
+    result, release = release_folder(tmp_path, source, "dcm-1", rows)
     labels = [e for e in entries if _is_label_only(e)]
     assert result["published"] is True
     assert result["counts"]["approved"] == len(entries) - len(labels)
-    release = tmp_path / "out" / "dcm-1"
     files = [p for p in release.rglob("*") if p.is_file() and not _gx_asset(p)]
     hits = set()
     for p in files:
@@ -149,7 +131,7 @@ def test_real_dicom_release_scrubbed_label_quarantined_pixels_match(
     assert not any(n in str(p) for p in files for n in needles)
     name_parts = re.compile(rb"\b(?:Test|Patient|Physician)\b")  # of Test^Patient, Test^Physician
     assert [p.name for p in files if name_parts.search(p.read_bytes())] == []
-    pseudo = load_or_create_key(key_path(settings, "dcm-1"))
+    pseudo = load_or_create_key(key_path(Settings(work_dir=tmp_path / "work"), "dcm-1"))
     statuses = {
         r["slide"]: r for r in json.loads((release / "reports" / "slides.json").read_text())
     }
@@ -178,9 +160,7 @@ def test_synthetic_dicom_release_has_no_canary(prefect_server: object, tmp_path:
     """Synthetic slides with canaries in every PS3.15 field, private tags and label pixels:
     a multi-instance folder (label, overview, thumbnail), a single file, and a folder whose
     pyramid declares a burned-in annotation (quarantined by policy)."""
-    from distributed import LocalCluster
 
-    from flows.release import dask_runner, release_cohort
     from slidegate.synth.dicom import write_dicom_wsi
 
     source = tmp_path / "slides"
@@ -194,27 +174,11 @@ def test_synthetic_dicom_release_has_no_canary(prefect_server: object, tmp_path:
         for name, slide in slides.items()
         for key, value in slide.canaries.items()
     ]
-    (tmp_path / "canaries.json").write_text(json.dumps({"canaries": canaries}))
-    (tmp_path / "cohort.csv").write_text(
-        "slide,patient,block,specimen,age,sex,diagnosis,site,collection_date\n"
-        + "".join(
-            f"{name},SYNPAT{i},SYNBLK{i},SYNSPC{i},{40 + i},M,C18.7,colon,2020-01-0{i + 1}\n"
-            for i, name in enumerate(slides)
-        )
-    )
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        f"release: dcm-syn\nsource: {source}\ncohort: cohort.csv\nprofile: restricted\n"
-        "target: out\ncanaries: canaries.json\n"
-    )
-    with LocalCluster(
-        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
-        settings = Settings(work_dir=tmp_path / "work", dask_address=cluster.scheduler_address)
-        result = release_cohort.with_options(task_runner=dask_runner(settings))(
-            spec=str(spec), settings=settings
-        )
-    release = tmp_path / "out" / "dcm-syn"
+    rows = [
+        f"{name},SYNPAT{i},SYNBLK{i},SYNSPC{i},{40 + i},M,C18.7,colon,2020-01-0{i + 1}"
+        for i, name in enumerate(slides)
+    ]
+    result, release = release_folder(tmp_path, source, "dcm-syn", rows, canaries=canaries)
     assert result["counts"]["quarantined"] == 1 and result["counts"]["approved"] == 2
     files = [p for p in release.rglob("*") if p.is_file()]
     values = [c["value"] for c in canaries]
