@@ -11,6 +11,7 @@ DEMO_ARGS ?=
 help:
 	@echo "make demo   synthesise a small cohort and release it to ./demo/release (local Prefect + Dask)"
 	@echo "make test   run the test suite (starts its own Prefect server, Dask cluster, SeaweedFS)"
+	@echo "make test-all  the test suite plus the slow-marked suites"
 	@echo "make lint   ruff + mypy"
 	@echo "make serve  local Prefect server + work pool + worker + scheduled deployments (make serve-stop)"
 	@echo "make bench  conversion benchmark (T0-T4, ~20 min; BENCH_ARGS=\"--t4 --reps 2\") -> BENCHMARKS.md"
@@ -46,6 +47,11 @@ $(OMEZARR_STAMP): tests/omezarr-requirements.txt
 test: venv $(ORACLE_STAMP) $(OMEZARR_STAMP)
 	SLIDEGATE_PYCANON_PYTHON=$(CURDIR)/$(ORACLE)/bin/python \
 	SLIDEGATE_OMEZARR_PYTHON=$(CURDIR)/$(OMEZARR)/bin/python $(PY) -m pytest
+
+# the default run plus the slow-marked suites (large fuzz runs, scale cases); not the ui test
+test-all: venv $(ORACLE_STAMP) $(OMEZARR_STAMP)
+	SLIDEGATE_PYCANON_PYTHON=$(CURDIR)/$(ORACLE)/bin/python \
+	SLIDEGATE_OMEZARR_PYTHON=$(CURDIR)/$(OMEZARR)/bin/python $(PY) -m pytest -m 'not ui'
 
 # opt-in benchmark (bench/run.py): inputs generated at run time into bench/work/
 BENCH_ARGS ?= --t4
