@@ -37,6 +37,10 @@ class Conversion(StrictModel):
     #: also write a de-identified copy in the source's own format (SVS, generic TIFF, DICOM),
     #: published next to the OME-Zarr; other formats are released without one
     original_copy: bool = False
+    #: how the audit proves the written pixels: "by_cost" proves pass-through levels by their
+    #: bytes (each chunk is its source tile) and decodes only levels whose pixels were
+    #: produced (re-encoded, rebuilt); "full" decodes and compares every level
+    audit: Literal["by_cost", "full"] = "by_cost"
 
 
 class Profile(StrictModel):

@@ -65,7 +65,7 @@ class TiffSource:
     def __init__(self, tf: tifffile.TiffFile) -> None:
         self.tf = tf
 
-    def _page(self, lv: LevelFacts) -> tifffile.TiffPage | None:
+    def page(self, lv: LevelFacts) -> tifffile.TiffPage | None:
         """The source page holding this level, found by tifffile itself: the planned page
         index, else any pyramid level of tifffile's series (SubIFD levels live below their
         parent page)."""
@@ -93,7 +93,7 @@ class TiffSource:
         return [page]
 
     def level(self, lv: LevelFacts) -> Reader | None:
-        page = self._page(lv)
+        page = self.page(lv)
         if page is None:
             return None
         srcs = [(zarr.open_array(p.aszarr(), mode="r"), p.axes) for p in self._channel_pages(page)]

@@ -1,0 +1,194 @@
+"""Byte proof of pass-through levels: every output chunk is the source tile it came from.
+
+A level written by tile pass-through stores each source tile's compressed bytes as one Zarr
+chunk, so decoding both files to compare pixels re-proves at great cost what the bytes prove at
+the speed of the disk. Here, for such a level (its serializer is a pass-through codec: JPEG
+without a `level`, or JPEG 2000):
+
+- the source tiles are read with tifffile's own offsets and byte counts (`read_segments`), never
+  with slidegate's converter, and each one's digest is kept (sha256 of the raw bytes; the coding
+  digest of `slidegate.payload` once that is available, so a tile whose non-coding segments
+  were dropped losslessly still matches);
+- every shard file of the output is parsed here (Zarr v3 sharding, index at the end, crc32c),
+  and each inner chunk's digest must equal its source tile's; a zero-length source tile must be
+  a missing chunk, and every chunk outside the level too; no other file may sit among the
+  shards;
+- every chunk passes the payload check (`check_jpeg` / `check_j2k`: coding segments only);
+- the codec configuration (JPEG tables, header, colour spaces) is the one tifffile derives from
+  the source page, so the same bytes decode to the same pixels.
+
+Equal bytes under an equal decoder configuration decode to equal pixels: the proof is as strong
+as the pixel comparison for these levels. `None` from `prove_level` means the level is not
+pass-through (its pixels are compared instead); a list is the problems found (empty = proven).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import google_crc32c
+import numpy as np
+import tifffile
+import zarr
+from tifffile.tifffile import jpeg_decode_colorspace
+from zarr.codecs import ShardingCodec
+
+JPEG = "numcodecs.imagecodecs_jpeg"
+JPEG2K = "numcodecs.imagecodecs_jpeg2k"
+_EMPTY = 2**64 - 1
+
+
+def _payload_functions() -> tuple[Callable[[bytes], bytes], Callable[[bytes], Any], Callable[
+    [bytes], Any]]:  # fmt: skip
+    """(digest, check_jpeg, check_j2k): slidegate.payload's coding digest and payload walk when
+    that package is there, else sha256 of the raw bytes and the header check of the converter."""
+    try:
+        payload = importlib.import_module("slidegate.payload")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("slidegate.payload", "slidegate"):
+            raise
+    else:
+        return payload.coding_digest, payload.check_jpeg, payload.check_j2k
+    from slidegate.convert.markers import check_j2k, check_jpeg
+
+    return (lambda b: hashlib.sha256(b).digest()), check_jpeg, check_j2k
+
+
+def _serializer(arr: zarr.Array) -> tuple[ShardingCodec, Any] | None:
+    codecs: Any = getattr(arr.metadata, "codecs", None)
+    if not codecs or len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec):
+        return None
+    sharding = codecs[0]
+    inner = [c for c in sharding.codecs if getattr(c, "name", None) in (JPEG, JPEG2K)]
+    if len(inner) != 1:
+        return None
+    return sharding, inner[0]
+
+
+def is_passthrough(arr: zarr.Array) -> bool:
+    """True when `arr` is written with a pass-through codec (JPEG without a quality `level`,
+    or JPEG 2000): its chunks claim to be source tiles."""
+    found = _serializer(arr)
+    if found is None:
+        return False
+    codec = found[1]
+    return codec.name == JPEG2K or "level" not in (codec.configuration or {})
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+def _expected_config(page: tifffile.TiffPage) -> dict[str, Any] | None:
+    compression = int(page.compression)
+    if compression == 7:
+        cs_jpeg, cs_data = jpeg_decode_colorspace(
+            page.photometric, page.planarconfig, page.extrasamples, page.is_jfif
+        )
+        config = {
+            "tables": _b64(page.jpegtables),
+            "header": _b64(page.jpegheader),
+            "bitspersample": int(page.bitspersample),
+            "colorspace_jpeg": cs_jpeg,
+            "colorspace_data": cs_data,
+        }
+        return {k: v for k, v in config.items() if v is not None}
+    if compression in (33003, 33005, 34712):
+        return {}
+    return None
+
+
+def _shard_index(data: bytes, n: int) -> np.ndarray | None:
+    size = n * 16
+    if len(data) < size + 4:
+        return None
+    raw, crc = data[-size - 4 : -4], data[-4:]
+    if int.from_bytes(crc, "little") != google_crc32c.value(raw):
+        return None
+    return np.frombuffer(raw, "<u8").reshape(n, 2)
+
+
+def source_digests(
+    tf: tifffile.TiffFile, page: tifffile.TiffPage, digest: Callable[[bytes], bytes]
+) -> list[bytes | None]:
+    """Digest of every tile of `page` (None for a zero-length tile), read with tifffile's own
+    offsets in merged sequential reads."""
+    offsets, counts = page.dataoffsets, page.databytecounts
+    out: list[bytes | None] = [None] * len(offsets)
+    segments: Any = tf.filehandle.read_segments(offsets, counts, sort=True)
+    for data, index in segments:
+        if data:
+            out[index] = digest(data)
+    return out
+
+
+def prove_level(i: int, arr: zarr.Array, out: Path, tf: tifffile.TiffFile,
+                page: tifffile.TiffPage) -> list[str] | None:  # fmt: skip
+    """Problems of pass-through output level `i` (`arr`, stored under `out`/i) against source
+    `page`; None when the level is not pass-through or the page is not a plain tiled one (its
+    pixels are then compared)."""
+    found = _serializer(arr)
+    if found is None or not is_passthrough(arr):
+        return None
+    if not page.is_tiled or page.tiledepth != 1 or (page.samplesperpixel > 1
+                                                    and page.planarconfig != 1):  # fmt: skip
+        return None
+    sharding, codec = found
+    want = _expected_config(page)
+    if want is None or dict(codec.configuration or {}) != want:
+        return [f"level {i}: codec configuration is not the source page's (tables, colour)"]
+    th, tw = int(page.tilelength), int(page.tilewidth)
+    _, ch, cw = (int(v) for v in sharding.chunk_shape)
+    if (ch, cw) != (th, tw):
+        return [f"level {i}: chunk shape is not the source tile shape"]
+    digest, check_jpeg, check_j2k = _payload_functions()
+    check = check_jpeg if codec.name == JPEG else check_j2k
+    tiles = source_digests(tf, page, digest)
+    gy, gx = -(-int(page.imagelength) // th), -(-int(page.imagewidth) // tw)
+    if len(tiles) != gy * gx:
+        return [f"level {i}: source tile count does not match its grid"]
+    shards = arr.shards
+    assert shards is not None
+    ky, kx = shards[1] // ch, shards[2] // cw
+    ny, nx = -(-gy // ky), -(-gx // kx)
+    root = Path(out) / str(i) / "c"
+    expected = {root / "0" / str(sy) / str(sx) for sy in range(ny) for sx in range(nx)}
+    stray = (
+        [p for p in root.rglob("*") if p.is_file() and p not in expected] if root.is_dir() else []
+    )
+    problems = [f"level {i}: {len(stray)} unexpected file(s) among the shards"] if stray else []
+    bad = 0
+    for sy in range(ny):
+        for sx in range(nx):
+            path = root / "0" / str(sy) / str(sx)
+            data = path.read_bytes() if path.is_file() else None
+            index = None if data is None else _shard_index(data, ky * kx)
+            if data is not None and index is None:
+                return [*problems, f"level {i}: shard index of shard ({sy}, {sx}) is damaged"]
+            for dy in range(ky):
+                for dx in range(kx):
+                    ty, tx = sy * ky + dy, sx * kx + dx
+                    want_digest = tiles[ty * gx + tx] if ty < gy and tx < gx else None
+                    off, n = (
+                        (_EMPTY, _EMPTY) if index is None else (int(v) for v in index[dy * kx + dx])
+                    )
+                    if off == _EMPTY and n == _EMPTY:
+                        bad += want_digest is not None
+                        continue
+                    assert data is not None
+                    chunk = data[off : off + n]
+                    if want_digest is None or len(chunk) != n or digest(chunk) != want_digest:
+                        bad += 1
+                        continue
+                    try:
+                        check(chunk)
+                    except Exception:
+                        return [*problems, f"level {i}: a chunk fails the payload check"]
+    if bad:
+        problems.append(f"level {i}: {bad} chunk(s) are not the source tile they stand for")
+    return problems
