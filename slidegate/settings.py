@@ -42,6 +42,9 @@ class Settings:
     dask_address: str | None = None
     n_workers: int = 2
     threads_per_worker: int = 1
+    #: decoder / encoder threads of one slide's conversion; 0: the worker's share of the cores
+    #: (`slide_threads`: cores // (n_workers * threads_per_worker), at least 1)
+    slide_threads: int = 0
     #: S3-compatible endpoint (SeaweedFS, MinIO...); None means AWS
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
@@ -92,3 +95,13 @@ def _coerce(name: str, type_name: object, raw: str) -> Any:
         raise SpecError(
             f"SLIDEGATE_{name.upper()} must be a whole number, got {raw!r}; fix the variable"
         ) from exc
+
+
+def slide_threads(settings: Settings, cores: int) -> int:
+    """Codec threads for one slide on a machine with `cores` usable cores: the explicit
+    `settings.slide_threads`, else that machine's cores shared by the slides that run at once
+    (one per worker thread), at least 1."""
+    if settings.slide_threads > 0:
+        return settings.slide_threads
+    at_once = max(1, settings.n_workers) * max(1, settings.threads_per_worker)
+    return max(1, cores // at_once)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from slidegate.formats import read_facts
 from slidegate.formats.original_copy import copy_suffix, write_original_copy
 from slidegate.formats.tiff_copy import CopyNotPossible
 from slidegate.models import DeidPlan, SlideFacts, SlideReport
+from slidegate.settings import slide_threads
 from slidegate.sources import S3Ref, slide_source
 from slidegate.spec import CohortSlide
 from slidegate.stages.context import ReleaseContext
@@ -32,6 +34,14 @@ log = logging.getLogger("slidegate.stages")
 
 #: errors that quarantine one slide while the rest of the cohort goes on
 SLIDE_ERRORS = (CorruptSlideError, UnsupportedSlideError, PolicyViolation, PolicyError)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity), where the slide is converted."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def quarantine(report: SlideReport, stage: str, reason: str) -> SlideReport:
@@ -77,7 +87,10 @@ def deidentify(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
     try:
         plan = plan_deid(facts, ctx.policies.deid_for(facts.format), report.pseudonym)
         _save_plan(ctx, plan)
-        opts = ConvertOptions(mode=conv.mode, quality=conv.quality, pyramid=conv.pyramid)
+        threads = slide_threads(ctx.settings, usable_cores())
+        opts = ConvertOptions(
+            mode=conv.mode, quality=conv.quality, pyramid=conv.pyramid, threads=threads
+        )
         with slide_source(facts.source_path, ctx.settings, ctx.work) as src:
             written = write_ome_zarr(src, plan, out, opts)
             if copy is not None:
