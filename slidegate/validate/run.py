@@ -1,7 +1,9 @@
 """Run the policy's GX suites on the released cohort table and the output metadata table.
 
 The results are published under reports/, so they are stripped to counts: no unexpected values,
-no value lists, no row indexes, no exception text (any of them could hold PHI).
+no value lists, no row indexes, no exception text (any of them could hold PHI). The failure
+messages name the failing rows by their 1-based number in the table (a position, not a value)
+so a steward can fix them.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ _COLLAPSE_ID = re.compile(
 @dataclass(frozen=True)
 class ValidationOutcome:
     passed: bool
-    #: "<table>: <expectation type> on column '<c>': <rule> (<n> of <m> rows)"; no values
+    #: "<table>: <expectation type> on column '<c>': <rule> (<n> of <m> rows: rows 2, 5)";
+    #: 1-based data row numbers, no values
     blocking_failures: tuple[str, ...]
     warnings: tuple[str, ...]
     #: GX validation results per table, JSON-safe, values removed
@@ -99,8 +102,49 @@ def _describe(table: str, res: dict[str, Any], df: pd.DataFrame) -> str:
     if res["raised_exception"] or not out:
         return text + " (the check could not run: is the column there?)"
     if "unexpected_count" in out:
-        return text + f" ({out['unexpected_count']} of {out.get('element_count', len(df))} rows)"
+        counts = f"{out['unexpected_count']} of {out.get('element_count', len(df))} rows"
+        rows = failing_rows(cfg["type"], cfg["kwargs"], df)
+        return text + f" ({counts}{_rows_text(rows)})"
     return text
+
+
+#: at most this many row numbers are listed in a message
+MAX_ROWS_LISTED = 20
+
+
+def _rows_text(rows: list[int]) -> str:
+    if not rows:
+        return ""
+    shown = ", ".join(str(r) for r in rows[:MAX_ROWS_LISTED])
+    more = f" and {len(rows) - MAX_ROWS_LISTED} more" if len(rows) > MAX_ROWS_LISTED else ""
+    return f": row{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+def failing_rows(kind: str, kwargs: dict[str, Any], df: pd.DataFrame) -> list[int]:
+    """1-based data row numbers (the header not counted) whose value fails a column check,
+    recomputed here because GX's result must not carry them (it is published). Row numbers
+    name no value; the steward finds the row in the table they supplied."""
+    column = kwargs.get("column")
+    if column is None or column not in df.columns:
+        return []
+    values = _empty_to_null(df[[column]])[column]
+    present = values.notna()
+    text = values.where(present, "").astype(str)
+    if kind == "expect_column_values_to_not_be_null":
+        bad = ~present
+    elif kind == "expect_column_values_to_match_regex":
+        bad = present & ~text.map(lambda v: re.search(kwargs["regex"], v) is not None)
+    elif kind == "expect_column_values_to_not_match_regex":
+        bad = present & text.map(lambda v: re.search(kwargs["regex"], v) is not None)
+    elif kind == "expect_column_values_to_not_match_regex_list":
+        pats = [re.compile(r) for r in kwargs["regex_list"]]
+        bad = present & text.map(lambda v: any(p.search(v) for p in pats))
+    elif kind == "expect_column_values_to_be_in_set":
+        allowed = set(kwargs["value_set"])
+        bad = present & ~values.isin(allowed)
+    else:
+        return []
+    return [i + 1 for i, b in enumerate(bad.tolist()) if b]
 
 
 def _run_suite(

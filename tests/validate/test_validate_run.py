@@ -77,7 +77,7 @@ def test_bad_pseudonym_blocks(cohort: pd.DataFrame, metadata: pd.DataFrame, poli
     assert not outcome.passed
     assert outcome.blocking_failures == (
         "cohort: expect_column_values_to_match_regex on column 'slide': "
-        "values are 's-' pseudonyms (1 of 3 rows)",
+        "values are 's-' pseudonyms (1 of 3 rows: row 2)",
     )
     no_values(outcome, CANARY)
 
@@ -87,7 +87,7 @@ def test_sex_out_of_set_blocks(cohort: pd.DataFrame, metadata: pd.DataFrame, pol
     outcome = validate_tables(cohort, metadata, policy)
     assert outcome.blocking_failures == (
         "cohort: expect_column_values_to_be_in_set on column 'sex': "
-        "values in the allowed set (1 of 3 rows)",
+        "values in the allowed set (1 of 3 rows: row 3)",
     )
     no_values(outcome, CANARY)
 
@@ -115,7 +115,7 @@ def test_date_looking_metadata_value_blocks(cohort, metadata: pd.DataFrame, poli
     outcome = validate_tables(cohort, metadata, policy)
     assert outcome.blocking_failures == (
         "metadata: expect_column_values_to_not_match_regex_list on column 'value': "
-        "values match none of forbid_value_regex (2 of 12 rows)",
+        "values match none of forbid_value_regex (2 of 12 rows: rows 3, 7)",
     )
     no_values(outcome, "12/29", "09:59")
 
@@ -125,7 +125,7 @@ def test_unlisted_metadata_key_blocks(cohort, metadata: pd.DataFrame, policy) ->
     outcome = validate_tables(cohort, metadata, policy)
     assert outcome.blocking_failures == (
         "metadata: expect_column_values_to_match_regex on column 'key': "
-        "keys are in allowed_keys (1 of 13 rows)",
+        "keys are in allowed_keys (1 of 13 rows: row 13)",
     )
     no_values(outcome, CANARY)
 
@@ -137,9 +137,9 @@ def test_warn_severity_does_not_block(cohort, metadata: pd.DataFrame, policy) ->
     assert outcome.passed
     assert outcome.warnings == (
         "cohort: expect_column_values_to_not_be_null on column 'diagnosis': "
-        "no missing values (1 of 3 rows)",
+        "no missing values (1 of 3 rows: row 1)",
         "cohort: expect_column_values_to_match_regex on column 'site': "
-        "values match ^[a-z][a-z ,/-]{0,63}$ (1 of 3 rows)",
+        "values match ^[a-z][a-z ,/-]{0,63}$ (1 of 3 rows: row 2)",
     )
     no_values(outcome, CANARY)
 
@@ -171,3 +171,43 @@ def test_data_docs_are_byte_deterministic(cohort, metadata: pd.DataFrame, policy
         data = (tmp_path / "a" / page).read_bytes()
         assert not uuid4.search(data), page
         assert {m.group() for m in stamp.finditer(data)} <= {b"20000101T000000.000000Z"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Jane Roe", "Roe, Jane", "ROE, Jane", "ROE Jane", "jane roe", "roe, jane", "JOHANNA"],
+)
+def test_name_like_forms_block_with_row_numbers(
+    cohort: pd.DataFrame, metadata: pd.DataFrame, policy, name: str
+) -> None:
+    cohort.loc[0, "site"] = name
+    cohort.loc[2, "site"] = name
+    outcome = validate_tables(cohort, metadata, policy)
+    assert not outcome.passed
+    assert (
+        "cohort: expect_column_values_to_not_match_regex on column 'site': "
+        "no name-like value (2 of 3 rows: rows 1, 3)"
+    ) in outcome.blocking_failures
+    no_values(outcome, name)
+
+
+@pytest.mark.parametrize(
+    "site", ["sigmoid colon", "upper lobe, lung", "soft tissue of thigh", "head of pancreas"]
+)
+def test_site_vocabulary_is_not_name_like(
+    cohort: pd.DataFrame, metadata: pd.DataFrame, policy, site: str
+) -> None:
+    cohort.loc[:, "site"] = site
+    outcome = validate_tables(cohort, metadata, policy)
+    assert outcome.passed, outcome.blocking_failures
+
+
+def test_many_failing_rows_are_listed_up_to_a_limit(policy) -> None:
+    from slidegate.validate.run import MAX_ROWS_LISTED, _rows_text, failing_rows
+
+    df = pd.DataFrame({"sex": ["F", "X", "M", "X"] * 10})
+    rows = failing_rows(
+        "expect_column_values_to_be_in_set", {"column": "sex", "value_set": ["F", "M"]}, df
+    )
+    assert rows == list(range(2, 41, 2))[:20]
+    assert _rows_text(list(range(1, 31))).endswith(f"and {30 - MAX_ROWS_LISTED} more")
