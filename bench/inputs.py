@@ -1,7 +1,13 @@
 """Benchmark inputs, generated at run time, deterministically, streamed (never a whole level in
 memory): SVS-like slides in the real Aperio page layout (tiled base, stripped thumbnail, reduced
-levels, label, macro) whose pixels are a histology-like texture (slidegate.synth.texture),
-mirrored periodically so any size can be written tile by tile.
+levels, label, macro). Two kinds of pixels:
+
+- `texture="tissue"` (the benchmark's realistic inputs, `TISSUE_SIZES`): every tile is a random
+  crop of the real H&E slide in ../shared/data/real-slides/aperio-svs/ (decoded once with
+  tifffile), randomly flipped / rotated and brightness-jittered, then JPEG-encoded on its own:
+  nothing repeats, so codecs and the audit see the work of a real slide;
+- `texture="periodic"`: a histology-like texture (slidegate.synth.texture) mirrored periodically,
+  each tile position in the period encoded once (fast; the tests' small inputs).
 
 Also used by tests (small sizes): `zero_tiles` plants zero-length tiles (the Aperio encoder quirk)
 and `compression` picks JPEG (7) or Aperio JPEG 2000 (33003).
@@ -31,6 +37,54 @@ SIZES: dict[str, tuple[int, int]] = {
     "L": (81920, 122880),  # ~10 Gpx: on demand (--sizes L)
     "J2K": (4096, 4096),
 }
+
+
+#: realistic inputs: (height, width) of the base; levels /4, /16 as Aperio writes them
+TISSUE_SIZES: dict[str, tuple[int, int]] = {
+    "S": (8192, 8192),  # 67 Mpx
+    "M": (36864, 40960),  # 1.5 Gpx, the slide of issue 19
+    "L": (81920, 122880),  # 10 Gpx: opt-in (--sizes L), ~150,000 tiles to encode
+}
+REAL_SVS = (
+    Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real-slides"
+    / "aperio-svs" / "CMU-1-Small-Region.svs"
+)  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def _real_tissue() -> np.ndarray:
+    """The real H&E slide's base level, (h, w, 3) uint8, decoded once by tifffile."""
+    with tifffile.TiffFile(REAL_SVS) as tf:
+        return np.ascontiguousarray(tf.pages[0].asarray())
+
+
+def _tissue_tiles(
+    h: int, w: int, tile: int, enc: Any, zero: frozenset[int], seed: int
+) -> Iterator[bytes]:
+    """Row-major tiles, each a random crop of the real slide, flipped / rotated by a random
+    choice of the 8 symmetries and brightness-jittered (gain 0.85-1.15, offset -12..12) through
+    a lookup table: no two tiles are alike."""
+    src = _real_tissue()
+    rng = np.random.default_rng(seed)
+    sh, sw = src.shape[0] - tile, src.shape[1] - tile
+    ramp = np.arange(256, dtype=np.float32)
+    k = 0
+    for _y in range(0, h, tile):
+        for _x in range(0, w, tile):
+            if k in zero:
+                yield b""
+                k += 1
+                continue
+            y0, x0 = int(rng.integers(0, sh)), int(rng.integers(0, sw))
+            crop = src[y0 : y0 + tile, x0 : x0 + tile]
+            sym = int(rng.integers(0, 8))
+            crop = np.rot90(crop, sym % 4)
+            if sym >= 4:
+                crop = crop[:, ::-1]
+            gain, offset = rng.uniform(0.85, 1.15), rng.uniform(-12, 12)
+            lut = np.clip(ramp * gain + offset, 0, 255).astype(np.uint8)
+            yield enc(np.ascontiguousarray(lut[crop]))
+            k += 1
 
 
 @lru_cache(maxsize=8)
@@ -83,9 +137,17 @@ def write_slide(
     compression: int = 7,
     quality: int = 80,
     zero_tiles: tuple[int, ...] = (),
+    texture: str = "periodic",
 ) -> Path:
-    """Write an SVS-like slide of `size` = (height, width); return `path`."""
+    """Write an SVS-like slide of `size` = (height, width); return `path`. `texture`:
+    "periodic" (synthetic, fast) or "tissue" (random crops of the real H&E slide)."""
     h, w = size
+
+    def tiles(f: int, lh: int, lw: int, zero: frozenset[int]) -> Iterator[bytes]:
+        if texture == "tissue":
+            return _tissue_tiles(lh, lw, tile, enc, zero, seed * 1000 + f)
+        return _tiles(_pattern(seed, f), lh, lw, tile, enc, zero)
+
     enc = _encoder(compression, quality if compression == 7 else 40)
     meta = SvsMeta(
         filename=f"bench-{seed}", scanscope_id="SS1234", user="0" * 8, image_id="123456789",
@@ -100,11 +162,10 @@ def write_slide(
     # no `compressionargs={"outcolorspace": "RGB"}`: with it tifffile writes tags that make
     # libvips read the (YCbCr) JPEG tiles with the wrong colours
     zero = frozenset(zero_tiles)
-    base = _pattern(seed, 1)
     with tifffile.TiffWriter(path, bigtiff=h * w * 3 > 2**31) as tw:
         kind = "JPEG" if compression == 7 else "J2K"
         tw.write(
-            _tiles(base, h, w, tile, enc, zero), shape=(h, w, 3), tile=(tile, tile),
+            tiles(1, h, w, zero), shape=(h, w, 3), tile=(tile, tile),
             description=f"{head}{w}x{h} [0,0 {w}x{h}] ({tile}x{tile}) {kind}/RGB Q={quality}"
             + tail, subfiletype=0, **common,
         )  # fmt: skip
@@ -120,7 +181,7 @@ def write_slide(
         for f in level_factors(h, w):
             lh, lw = h // f, w // f
             tw.write(
-                _tiles(_pattern(seed, f), lh, lw, tile, enc, frozenset()), shape=(lh, lw, 3),
+                tiles(f, lh, lw, frozenset()), shape=(lh, lw, 3),
                 tile=(tile, tile), description=f"{head}{w}x{h} -> {lw}x{lh} - {tail}",
                 subfiletype=0, **common,
             )  # fmt: skip

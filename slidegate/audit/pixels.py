@@ -56,57 +56,71 @@ class Rule:
     tolerance: float = 0.0  # largest absolute difference accepted
     psnr: float | None = None  # lossy output: lowest block PSNR accepted (dB)
 
-    def check(self, got: np.ndarray, want: np.ndarray) -> str | None:
+    def check(self, got: np.ndarray, want: np.ndarray, scale: int = 1) -> str | None:
+        """Judge `got` against `want` / `scale` (`want`: integer block sums of `scale` source
+        pixels for derived levels, so the reference is exact without floating point)."""
         if got.shape != want.shape:
             return "samples per pixel differ from the source"
         if self.psnr is None:
-            if self.tolerance == 0 and got.dtype == want.dtype and np.array_equal(got, want):
+            same_kind = scale == 1 and got.dtype == want.dtype
+            if self.tolerance == 0 and same_kind and np.array_equal(got, want):
                 return None
-            worst = max_abs_diff(got, want)
+            worst = max_abs_diff(got, want, scale)
             if worst > self.tolerance:
                 shown = f"{worst:g}"
                 return f"max difference {shown} > tolerance {self.tolerance:g}"
             return None
-        low = lowest_block_psnr(got, want)
+        low = lowest_block_psnr(got, want, scale=scale)
         if low < self.psnr:
             return f"PSNR {low:.1f} dB < floor {self.psnr:g} dB"
         return None
 
 
-def _signed(a: np.ndarray) -> np.ndarray:
-    """A view or narrow copy in which differences cannot wrap: uint8 -> int16, uint16 ->
-    int32, float stays (float32 references of derived levels)."""
-    if a.dtype == np.uint8:
-        return a.astype(np.int16)
-    if a.dtype.kind in "ui" and a.dtype.itemsize <= 2:
-        return a.astype(np.int32)
-    if a.dtype.kind == "f":
-        return a
-    return a.astype(np.float64)
+def _top(a: np.ndarray) -> float:
+    return float(np.iinfo(a.dtype).max) if a.dtype.kind in "ui" else math.inf
 
 
-def max_abs_diff(got: np.ndarray, want: np.ndarray) -> float:
-    """Largest |got - want|, one band of rows at a time in the narrowest type that holds it."""
+def _diff(got: np.ndarray, want: np.ndarray, scale: int) -> np.ndarray:
+    """got * scale - want in the narrowest signed type that cannot wrap (int16 for uint8
+    levels and their first derived sums), float where either side is float."""
+    if got.dtype.kind == "f" or want.dtype.kind == "f":
+        return got.astype(np.float32) * np.float32(scale) - want.astype(np.float32)
+    bound = max(_top(got) * scale, _top(want))
+    kind = np.int16 if bound <= 32767 else np.int32 if bound < 2**31 else np.int64
+    d: np.ndarray = got.astype(kind)
+    if scale != 1:
+        np.multiply(d, scale, out=d, casting="unsafe")
+    np.subtract(d, want.astype(kind), out=d)
+    return d
+
+
+def max_abs_diff(got: np.ndarray, want: np.ndarray, scale: int = 1) -> float:
+    """Largest |got - want / scale|, one band of rows at a time in integers where it can."""
     worst = 0.0
     for y in range(0, got.shape[1], BLOCK):
-        d = _signed(got[:, y : y + BLOCK]) - _signed(want[:, y : y + BLOCK])
-        worst = max(worst, float(np.abs(d).max(initial=0)))
+        d = _diff(got[:, y : y + BLOCK], want[:, y : y + BLOCK], scale)
+        worst = max(worst, float(np.abs(d).max(initial=0)) / scale)
     return worst
 
 
-def lowest_block_psnr(got: np.ndarray, want: np.ndarray, peak: float = 255.0) -> float:
-    """Lowest PSNR over BLOCK x BLOCK blocks of (samples, h, w) `got` against `want`, one band
-    of BLOCK rows at a time: the difference in int16 (uint8 input) or float32, squared sums per
-    block with one reduceat (no float64 copy of the region)."""
+def lowest_block_psnr(
+    got: np.ndarray, want: np.ndarray, peak: float = 255.0, scale: int = 1
+) -> float:
+    """Lowest PSNR over BLOCK x BLOCK blocks of (samples, h, w) `got` against `want` / `scale`,
+    one band of BLOCK rows at a time: the difference in int16 (uint8 levels) or float32, squared
+    sums per block with one reduceat (no float64 copy of the region)."""
     low = math.inf
     _, h, w = got.shape
     starts = np.arange(0, w, BLOCK)
     widths = np.diff(np.append(starts, w))
     for y in range(0, h, BLOCK):
-        d = _signed(got[:, y : y + BLOCK]) - _signed(want[:, y : y + BLOCK])
-        sq = np.square(d, dtype=np.float32 if d.dtype.kind == "f" else np.int32)
+        d = _diff(got[:, y : y + BLOCK], want[:, y : y + BLOCK], scale)
+        sq_type = (
+            np.int32 if d.dtype == np.int16 else np.float32 if d.dtype.kind == "f" else np.float64
+        )
+        sq = np.square(d, dtype=sq_type)
         sums = np.add.reduceat(sq.sum(axis=(0, 1), dtype=np.float64), starts)
-        mse = sums / (widths * d.shape[0] * d.shape[1])
+        mse = sums / (widths * d.shape[0] * d.shape[1] * float(scale) ** 2)
         positive = mse[mse > 0]
         if positive.size:
             low = min(low, float(10 * np.log10(peak * peak / positive.max())))
@@ -139,13 +153,22 @@ def area_half(a: np.ndarray) -> np.ndarray:
     _, h, w = a.shape
     if h % 2 or w % 2:
         a = np.pad(a, ((0, 0), (0, h % 2), (0, w % 2)), mode="edge")
-    if a.dtype.kind in "ui":  # uint8 / uint16 source: sum exactly in 32 bits, then float32
-        acc = a[:, 0::2, 0::2].astype(np.uint32)
-        acc += a[:, 1::2, 0::2]
-        acc += a[:, 0::2, 1::2]
-        acc += a[:, 1::2, 1::2]
-        return acc.astype(np.float32) * np.float32(0.25)
     return (a[:, 0::2, 0::2] + a[:, 1::2, 0::2] + a[:, 0::2, 1::2] + a[:, 1::2, 1::2]) / 4
+
+
+def area_sum(a: np.ndarray, top: float) -> np.ndarray:
+    """(samples, h, w) integers whose values are at most `top` -> the sum of each 2x2 block
+    (last row / column repeated when a size is odd), in the narrowest unsigned type that holds
+    4 * `top`: block sums of 4^k uint8 pixels stay uint16 up to k = 4."""
+    _, h, w = a.shape
+    if h % 2 or w % 2:
+        a = np.pad(a, ((0, 0), (0, h % 2), (0, w % 2)), mode="edge")
+    bound = 4 * top
+    kind = np.uint16 if bound <= 65535 else np.uint32 if bound < 2**32 else np.uint64
+    acc: np.ndarray = a[:, 0::2, 0::2].astype(kind)
+    for part in (a[:, 1::2, 0::2], a[:, 0::2, 1::2], a[:, 1::2, 1::2]):
+        np.add(acc, part, out=acc)
+    return acc
 
 
 def compare_derived(
@@ -155,24 +178,38 @@ def compare_derived(
     rules: Mapping[int, Rule],
     what: str,
 ) -> list[str]:
-    """Compare derived levels k >= 1 of a 2x pyramid with the area average of the source base,
-    one base region at a time (each region yields the matching block of every level)."""
+    """Compare the levels of a 2x pyramid with the source base (level 0, when given) and with
+    the area average of its 2^k x 2^k blocks (levels k >= 1), one base region at a time: each
+    source region is decoded once and yields the matching block of every level. Integer
+    sources are averaged as exact integer block sums (compared as got * 4^k - sum)."""
     problems: dict[int, str] = {}
     deep = [k for k in arrays if k > MAX_2X_LEVELS]
     for k in deep:
         problems[k] = f"level {k}: deeper than {MAX_2X_LEVELS} 2x steps; pixels not compared"
     depth = max((k for k in arrays if k not in problems), default=0)
-    if depth == 0:
+    if depth == 0 and 0 not in arrays:
         return list(problems.values())
     for ys, xs in regions(*base_shape, REGION):
-        ref = read_base(ys, xs)  # source dtype: the first 2x step sums it in 32 bits
+        ref = read_base(ys, xs)
+        exact = ref.dtype.kind in "ui"
+        top = float(np.iinfo(ref.dtype).max) if exact else math.inf
+        if 0 in arrays and 0 not in problems:
+            problem = rules[0].check(np.asarray(arrays[0][:, ys, xs]), ref)
+            if problem:
+                problems[0] = (
+                    f"level 0: pixels differ from {what} ({problem}) in the region at "
+                    f"y={ys.start}, x={xs.start}"
+                )
         for k in range(1, depth + 1):
-            ref = area_half(ref)
+            if exact:
+                ref, top = area_sum(ref, top), top * 4
+            else:
+                ref = area_half(ref.astype(np.float32, copy=False))
             if k not in arrays or k in problems:
                 continue
             y0, x0 = ys.start >> k, xs.start >> k
             got = np.asarray(arrays[k][:, y0 : y0 + ref.shape[1], x0 : x0 + ref.shape[2]])
-            problem = rules[k].check(got, ref)
+            problem = rules[k].check(got, ref, 4**k if exact else 1)
             if problem:
                 problems[k] = (
                     f"level {k}: pixels differ from the area average of {what} ({problem}) "

@@ -18,7 +18,15 @@ import pytest
 import slidegate.audit.reopen as reopen
 from bench.inputs import write_slide
 from slidegate.audit import verify_output
-from slidegate.audit.pixels import BLOCK, lowest_block_psnr, regions
+from slidegate.audit.pixels import (
+    BLOCK,
+    Rule,
+    area_half,
+    area_sum,
+    lowest_block_psnr,
+    max_abs_diff,
+    regions,
+)
 from slidegate.convert import ConvertOptions, write_ome_zarr
 from slidegate.deid import load_deid_policy, plan_deid
 from slidegate.formats import read_facts
@@ -198,3 +206,20 @@ def test_block_psnr_in_int16_equals_the_float64_definition() -> None:
     ref = want.astype(np.float32) + np.float32(0.25)  # float references of derived levels
     assert lowest_block_psnr(got, ref) == pytest.approx(_psnr_float64(got, ref), abs=1e-4)
     assert lowest_block_psnr(want, want) == math.inf
+
+
+def test_integer_block_sums_judge_like_the_float_average() -> None:
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 256, (3, 517, 300), dtype=np.uint8)  # odd edge: replicated
+    sums, mean = base, base.astype(np.float64)
+    for k in (1, 2, 3, 4, 5):
+        sums, mean = area_sum(sums, 255 * 4 ** (k - 1)), area_half(mean)
+        assert np.array_equal(sums / 4**k, mean), k
+        got = np.clip(np.rint(mean) + rng.integers(-4, 5, mean.shape), 0, 255).astype(np.uint8)
+        assert lowest_block_psnr(got, sums, scale=4**k) == pytest.approx(
+            _psnr_float64(got, mean), abs=1e-6
+        )
+        worst = float(np.abs(got - mean).max())
+        assert max_abs_diff(got, sums, 4**k) == pytest.approx(worst)
+        assert Rule(tolerance=worst).check(got, sums, 4**k) is None
+        assert Rule(tolerance=worst - 0.01).check(got, sums, 4**k) is not None
