@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show the traceback of an error too"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def run_options(p: argparse.ArgumentParser) -> None:
@@ -136,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(COMMANDS[args.command](args))
     except SlidegateError as exc:
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
         print(f"slidegate: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -179,8 +186,11 @@ def write_spec(root: Path, *, release: str, target: str, profile: str = "open-ac
 
 def cmd_release(args: argparse.Namespace, spec: Path | None = None) -> int:
     from flows.clusters import with_spec_cluster
+    from slidegate.stages.context import check_inputs
 
     settings = with_spec_cluster(_settings(args), spec or args.spec)
+    # every spec, cohort, canaries and policy check before a server, cluster or flow run starts
+    check_inputs(spec or args.spec, settings)
     server = _server(settings, args.prefect_port)
     from flows.release import dask_runner, release_cohort
 

@@ -124,9 +124,11 @@ def with_spec_cluster(settings: Settings, spec_path: Path) -> Settings:
         return settings
     from dataclasses import replace
 
+    from slidegate import safeyaml
+
     try:
-        data = yaml.safe_load(Path(spec_path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = safeyaml.load_file(Path(spec_path))
+    except (OSError, ValueError, yaml.YAMLError):
         return settings  # the flow reports a bad spec with the full check
     name = data.get("cluster") if isinstance(data, dict) else None
     if not name:

@@ -34,12 +34,13 @@ from slidegate.settings import Settings
 
 
 def _run_name() -> str:
-    import yaml
     from prefect.runtime import flow_run
+
+    from slidegate import safeyaml
 
     spec = str(flow_run.parameters.get("collection", ""))
     try:
-        name = yaml.safe_load(Path(spec).read_text(encoding="utf-8"))["collection"]
+        name = str(safeyaml.load_file(Path(spec))["collection"])
     except Exception:
         name = Path(spec).stem or "collection"
     return f"export-{name}"

@@ -66,12 +66,13 @@ def dask_runner(settings: Settings) -> Any:
 
 
 def _run_name() -> str:
-    import yaml
     from prefect.runtime import flow_run
 
+    from slidegate import safeyaml
+
     spec = flow_run.parameters.get("spec", "")
-    try:
-        release = yaml.safe_load(Path(spec).read_text(encoding="utf-8"))["release"]
+    try:  # the strict loader: a hostile spec is refused here too, not expanded
+        release = str(safeyaml.load_file(Path(spec))["release"])
     except Exception:
         release = Path(spec).stem or "release"
     return f"release-{release}"

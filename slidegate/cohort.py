@@ -80,6 +80,26 @@ def _check_unique_slides(values: pd.Series, column: str) -> None:
             )
 
 
+def check_columns(columns: list[str], policy: MetadataPolicy, cohort_path: Path) -> None:
+    """Before any work: every column the metadata policy releases is in the table, and (with
+    `unknown_columns: block`) every column of the table has a rule (`{action: drop}` counts)."""
+    missing = [src for src, _, _ in policy.released() if src not in columns]
+    if missing:
+        raise SpecError(
+            f"cohort table {cohort_path} lacks column(s) {missing} that the metadata policy "
+            "releases; add them to the cohort CSV or change the metadata policy",
+            reason="cohort table lacks a required column",
+        )
+    unknown = [c for c in columns if c not in policy.columns]
+    if unknown and policy.unknown_columns == "block":
+        raise SpecError(
+            f"cohort table {cohort_path} has column(s) {unknown} with no rule in the metadata "
+            "policy (unknown_columns: block); give each a rule ({action: drop} included) or "
+            "remove it from the CSV",
+            reason="cohort table has a column without a rule",
+        )
+
+
 def build_release_table(
     df: pd.DataFrame, policy: MetadataPolicy, pseudonymize: Callable[[str, str], str]
 ) -> ReleaseTable:

@@ -8,6 +8,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from slidegate import safeyaml
 from slidegate.errors import PolicyError
 
 
@@ -23,15 +24,23 @@ M = TypeVar("M", bound=StrictModel)
 def load_yaml_model(path: Path, model: type[M]) -> M:
     """Load `path` into `model`; any problem raises PolicyError naming file, key and fix."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = safeyaml.read_text(path)
     except OSError as exc:
         raise PolicyError(
             f"cannot read policy file {path}: {exc.strerror}; check the path"
-        ) from exc
+        ) from None
+    except UnicodeDecodeError:
+        raise PolicyError(
+            f"policy file {path} is not UTF-8 text (a binary file?); give the YAML file"
+        ) from None
+    except safeyaml.UnsafeYamlError as exc:
+        raise PolicyError(f"policy file {path} is refused: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = safeyaml.loads(text)
+    except safeyaml.UnsafeYamlError as exc:
+        raise PolicyError(f"policy file {path} is refused: {exc}") from None
     except yaml.YAMLError as exc:
-        raise PolicyError(f"policy file {path} is not valid YAML: {exc}") from exc
+        raise PolicyError(f"policy file {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise PolicyError(f"policy file {path} must hold a mapping at top level")
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from slidegate.profile import Policies, load_policies
 from slidegate.pseudonym import Pseudonymizer, load_or_create_key
 from slidegate.settings import Settings
 from slidegate.sources import SourceRef
-from slidegate.spec import CohortSlide, load_spec
+from slidegate.spec import CohortSlide, ResolvedSpec, load_spec, read_canaries
 
 
 @dataclass(frozen=True)
@@ -63,23 +62,28 @@ class ReleaseContext:
         """(label, value) pairs from the spec's canaries file; labels carry no value."""
         if self.canaries_path is None:
             return ()
-        data = json.loads(self.canaries_path.read_text(encoding="utf-8"))
-        items = data.get("canaries", []) if isinstance(data, dict) else data
-        return tuple(
-            (f"canary:{item.get('field', 'value')}", str(item["value"]))
-            for item in items
-            if str(item.get("value", "")).strip()
-        )
+        return read_canaries(self.canaries_path)
 
 
 def key_path(settings: Settings, release: str) -> Path:
     return settings.work_dir.resolve() / "releases" / release / "private" / "key"
 
 
-def prepare_release(spec_path: Path, settings: Settings) -> ReleaseContext:
-    """Load and check spec, cohort and policies; create the key. Fails before any work."""
+def check_inputs(spec_path: Path, settings: Settings) -> tuple[ResolvedSpec, Policies]:
+    """Every check of the spec, its cohort table, canaries and policies that needs no key, no
+    server and no cluster: the CLI runs it before a flow run exists, the flow again."""
+    from slidegate.cohort import check_columns, read_cohort
+
     resolved = load_spec(spec_path, settings)
     policies = load_policies(settings.policies_dir, resolved.spec.profile)
+    columns = [str(c) for c in read_cohort(resolved.cohort_path).columns]
+    check_columns(columns, policies.metadata, resolved.cohort_path)
+    return resolved, policies
+
+
+def prepare_release(spec_path: Path, settings: Settings) -> ReleaseContext:
+    """Load and check spec, cohort and policies; create the key. Fails before any work."""
+    resolved, policies = check_inputs(spec_path, settings)
     work = settings.work_dir.resolve()
     if not resolved.target_is_s3:
         target = Path(resolved.target)
