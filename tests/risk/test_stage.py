@@ -10,9 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from slidegate.errors import SpecError
 from slidegate.ledger import Ledger, ledger_dir, record_release
 from slidegate.pseudonym import load_or_create_key
-from slidegate.stages.context import key_path
+from slidegate.settings import Settings
+from slidegate.stages.context import key_path, prepare_release
 
 from .conftest import run_stages, write_spec
 
@@ -99,9 +101,19 @@ def test_study_key_gives_stable_pseudonyms_and_no_rerelease_flag(
     assert all(s.status == "approved" for s in second.slides)  # same pseudonym: not flagged
 
 
-def test_name_like_value_and_unknown_column_block_validation(cohort, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_column_is_refused_before_any_slide_work(cohort, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     table = pd.read_csv(cohort.cohort_csv, dtype=str)
     table["mrn"] = "123"  # a column the metadata policy has no rule for
+    table.to_csv(cohort.root / "unknown.csv", index=False)
+    work = tmp_path / "work"
+    with pytest.raises(SpecError, match=r"\['mrn'\] with no rule"):
+        spec = write_spec(cohort.root, "unk", "restricted", cohort="unknown.csv")
+        prepare_release(spec, Settings(work_dir=work))
+    assert not any(work.rglob("*.zarr"))  # refused before any slide was converted
+
+
+def test_name_like_and_date_like_values_block_validation(cohort, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    table = pd.read_csv(cohort.cohort_csv, dtype=str)
     table.loc[:, "site"] = "Smith, Johanna"  # a name where the site should be
     table.to_csv(cohort.root / "bad.csv", index=False)
     _, outcome = run_stages(
@@ -110,7 +122,6 @@ def test_name_like_value_and_unknown_column_block_validation(cohort, tmp_path: P
     assert not outcome.validation_passed and not outcome.releasable
     text = " | ".join(outcome.blocking_failures)
     assert "column 'site'" in text and "no name-like value" in text
-    assert "unexpected column(s) ['mrn']" in text
     assert "Smith" not in text and "Johanna" not in text
     table = pd.read_csv(cohort.cohort_csv, dtype=str)
     table.loc[:, "diagnosis"] = "C18.7 seen 2019-03-14"
