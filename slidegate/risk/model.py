@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,11 +62,13 @@ class RiskModel:
         limits: RiskLimits,
         hierarchies: Hierarchies,
         *,
+        quasi_identifiers: Sequence[str],
         features: Mapping[str, np.ndarray] | None = None,
         population: pd.DataFrame | None = None,
     ) -> None:
         self.table = table.reset_index(drop=True).fillna("").astype(str)
         self.policy, self.limits, self.hier = policy, limits, hierarchies
+        self.qis = list(quasi_identifiers)
         self.features = dict(features or {})
         self.population = population
         pc, sc = policy.patient_column, policy.slide_column
@@ -99,12 +101,12 @@ class RiskModel:
         pol, lim = self.policy, self.limits
         pc, sc = pol.patient_column, pol.slide_column
         df = self.capped(self.generalise(self.table, state.levels), state.cap)
-        ec = equivalence_class_sizes(df, pol.quasi_identifiers, pc)
+        ec = equivalence_class_sizes(df, self.qis, pc)
         r_qi = 1.0 / ec.astype("float64")
         if self.population is not None:
             pop = self.generalise(self.population.fillna("").astype(str), state.levels)
             pop["count"] = pd.to_numeric(self.population["count"])
-            r_qi = journalist_risk(df, pol.quasi_identifiers, pc, pop)
+            r_qi = journalist_risk(df, self.qis, pc, pop)
         patients = ec.index
         prior = pd.Series(0.0, index=patients)
         emp = pd.Series(0.0, index=patients)
@@ -298,7 +300,7 @@ class RiskModel:
             )
             why = (
                 f"R {r:.2f} (r_qi {float(final.r_qi[p]):.2f}: equivalence class of "
-                f"{int(final.ec[p])} patient(s) over {', '.join(pol.quasi_identifiers)}; "
+                f"{int(final.ec[p])} patient(s) over {', '.join(self.qis)}; "
                 f"r_img {float(final.r_img[p]):.2f} with "
                 f"{n_slides} slide(s))"
             )
@@ -333,10 +335,10 @@ class RiskModel:
                 feats, self.owner, pol.image_linkage.draws, pol.image_linkage.seed
             )
         return CohortRisk(
-            quasi_identifiers=tuple(pol.quasi_identifiers),
+            quasi_identifiers=tuple(self.qis),
             inputs=self._inputs(),
-            qi_before=qi_summary(self.table, pol, self.population),
-            qi_after=qi_summary(released, pol, None),
+            qi_before=qi_summary(self.table, pol, self.qis, self.population),
+            qi_after=qi_summary(released, pol, self.qis, None),
             linkage_before=attack_summary(before.attack),
             linkage_after=attack_summary(after_attack),
             levels=dict(state.levels),
@@ -374,10 +376,12 @@ def assess_cohort(
     limits: RiskLimits,
     hierarchies: Hierarchies,
     *,
+    quasi_identifiers: Sequence[str],
     features: Mapping[str, np.ndarray] | None = None,
     population: pd.DataFrame | None = None,
 ) -> CohortRisk:
-    """Score and mitigate the released (pseudonymised, generalised) table of a cohort."""
+    """Score and mitigate the released (pseudonymised, generalised) table of a cohort over
+    `quasi_identifiers` (slidegate.risk.qiset.column_roles: every published non-pseudonym)."""
     col = policy.patient_column
     if col in table.columns:
         bad = [i for i, p in enumerate(table[col], start=1) if not PSEUDONYM_RE.match(str(p))]
@@ -388,6 +392,18 @@ def assess_cohort(
                 "table first",
                 reason="risk assessment was given a table with raw patient identifiers",
             )
+    missing = [q for q in quasi_identifiers if q not in table.columns]
+    if missing:
+        raise SpecError(
+            f"released table lacks quasi-identifier column(s) {missing}",
+            reason="released table lacks a quasi-identifier column",
+        )
     return RiskModel(
-        table, policy, limits, hierarchies, features=features, population=population
+        table,
+        policy,
+        limits,
+        hierarchies,
+        quasi_identifiers=quasi_identifiers,
+        features=features,
+        population=population,
     ).run()

@@ -24,6 +24,7 @@ from slidegate.profile import Policies
 from slidegate.risk.images import perceptual_hash, zarr_lowest_level, zarr_tile_hash
 from slidegate.risk.linkage import slide_features
 from slidegate.risk.model import assess_cohort
+from slidegate.risk.qiset import column_roles
 from slidegate.risk.report import risk_markdown, risk_plot_png
 from slidegate.risk.result import CohortRisk
 from slidegate.risk.taxonomy import SlideTaxonomy, slide_taxonomy, table_taxonomy
@@ -48,6 +49,8 @@ class RiskStage:
     entries: tuple[LedgerEntry, ...] = field(default=())
     #: associated data column -> what was done to it (column names only)
     columns: dict[str, str] = field(default_factory=dict)
+    #: released columns scored as quasi-identifiers, pseudonyms, declared non-identifying
+    scored_columns: dict[str, object] = field(default_factory=dict)
 
     def decision(self, slide: str) -> tuple[str, str | None]:
         reason = self.withheld.get(slide)
@@ -76,6 +79,7 @@ class RiskStage:
             **self.risk.to_dict(),
             "taxonomy": [t.model_dump(mode="json") for t in self.taxonomy],
             "associated_data": self.columns,
+            "scored_columns": self.scored_columns,
             "ledger": [f.__dict__ for f in self.flags],
             "withheld_slides": dict(sorted(self.withheld.items())),
         }
@@ -87,6 +91,10 @@ class RiskStage:
             json.dumps(data, indent=1, sort_keys=True), encoding="utf-8"
         )
         md = risk_markdown(self.risk, data["taxonomy"], data["ledger"])
+        exempt = self.scored_columns.get("non_identifying") or {}
+        if isinstance(exempt, dict) and exempt:
+            md += "\n## Published columns not scored (metadata policy: non_identifying)\n\n"
+            md += "".join(f"- {c}: {why}\n" for c, why in exempt.items())
         if self.columns:
             md += "\n## Associated data columns\n\n"
             md += "".join(f"- {c}: {what}\n" for c, what in self.columns.items())
@@ -148,11 +156,13 @@ def score_release(
     images = output_images({s: reports[s] for s in candidates if s in reports}, open_output)
     features = {s: slide_features(img) for s, img in images.items()}
     table = scored[~scored[pol.slide_column].isin(set(withheld))].reset_index(drop=True)
+    roles = column_roles(policies.metadata, pol)
     risk = assess_cohort(
         table,
         pol,
         policies.profile.risk_limits,
         policies.hierarchies,
+        quasi_identifiers=roles.quasi_identifiers,
         features=features,
         population=population,
     )
@@ -191,4 +201,5 @@ def score_release(
         candidates=tuple(candidates),
         entries=tuple(entries),
         columns=table_taxonomy(policies.metadata, [str(c) for c in source_columns]),
+        scored_columns=roles.to_dict(),
     )

@@ -1,16 +1,17 @@
 """Risk policies (policies/risk/*.yaml) and the risk settings of a profile.
 
-`RiskPolicy` describes the model for a kind of cohort: which released columns are
-quasi-identifiers, along which hierarchy each can be generalised and at which level the metadata
-policy already releases it, the sensitive attribute, the image-linkage priors. The profile adds
-what depends on the access mode (`RiskLimits`: P(attack), P(ref), thresholds, mitigation limits),
-the ledger policy and the pseudonym key mode. DESIGN.md section 4.
+`RiskPolicy` describes the model for a kind of cohort: along which hierarchy each
+quasi-identifier can be generalised and at which level the metadata policy already releases it,
+the sensitive attribute, the image-linkage priors. The quasi-identifiers themselves are not
+listed here: they are every released column that is not a pseudonym (slidegate.risk.qiset).
+The profile adds what depends on the access mode (`RiskLimits`: P(attack), P(ref), thresholds,
+mitigation limits), the ledger policy and the pseudonym key mode. DESIGN.md section 4.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -46,8 +47,6 @@ class ImageLinkage(StrictModel):
 
 
 class RiskPolicy(StrictModel):
-    #: column names in the *released* (generalised) table, e.g. age, sex, diagnosis, site
-    quasi_identifiers: list[str] = Field(min_length=1)
     #: the sensitive attribute whose distinct l-diversity is reported (None: not reported)
     sensitive: str | None = None
     #: released column -> how it may be generalised further by mitigation
@@ -59,16 +58,16 @@ class RiskPolicy(StrictModel):
     patient_column: str = "patient"
     slide_column: str = "slide"
 
-    @model_validator(mode="after")
-    def _consistent(self) -> RiskPolicy:
-        if len(set(self.quasi_identifiers)) != len(self.quasi_identifiers):
-            raise ValueError("quasi_identifiers lists a column twice")
-        if self.patient_column in self.quasi_identifiers:
-            raise ValueError("the patient column cannot be a quasi-identifier")
-        extra = sorted(set(self.generalisation) - set(self.quasi_identifiers))
-        if extra:
-            raise ValueError(f"generalisation names non-quasi-identifier column(s) {extra}")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _no_qi_list(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "quasi_identifiers" in data:
+            raise ValueError(
+                "'quasi_identifiers' is not set in the risk policy: every released column that "
+                "is not a pseudonym is one; declare a column non_identifying (with a reason) "
+                "in the metadata policy instead"
+            )
+        return data
 
 
 class RiskLimits(StrictModel):

@@ -1,5 +1,7 @@
 """Quasi-identifier risk figures at patient level (pure functions on the released table).
 
+Every figure is over all published rows, counted by patient (slidegate.risk.kanon):
+
 - prosecutor risk 1/|EC| (the attacker knows the patient is in the cohort);
 - journalist risk 1/|population EC| when a population frequency table is given (a CSV with the
   quasi-identifier columns and a `count` column, generalised the same way as the cohort);
@@ -16,7 +18,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from slidegate.errors import SpecError
-from slidegate.risk.kanon import equivalence_class_sizes, patient_qis
+from slidegate.risk.kanon import (
+    class_count,
+    equivalence_class_sizes,
+    published_rows,
+    row_class_sizes,
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +33,7 @@ class QiFigures:
     n_classes: int
     prosecutor_max: float
     prosecutor_mean: float
-    marketer: float  # classes / patients (sample); with a population: mean of f/F
+    marketer: float  # mean prosecutor risk (sample); with a population: mean journalist risk
     journalist_max: float | None
     l_diversity: int | None  # None: no sensitive attribute configured
 
@@ -37,7 +44,8 @@ def journalist_risk(
     patient_column: str,
     population: pd.DataFrame,
 ) -> pd.Series:
-    """Per patient: 1 / F, F the population count of its class (at least its sample size)."""
+    """Per patient: the largest 1 / F over their published rows, F the population count of the
+    row's QI tuple (at least the number of cohort patients with that tuple)."""
     missing = [c for c in (*quasi_identifiers, "count") if c not in population.columns]
     if missing:
         raise SpecError(
@@ -45,31 +53,39 @@ def journalist_risk(
             "and a 'count' column",
             reason="population table lacks required columns",
         )
-    pop = population.copy()
-    pop[list(quasi_identifiers)] = pop[list(quasi_identifiers)].fillna("").astype(str)
-    counts = pop.groupby(list(quasi_identifiers))["count"].sum()
-    qis = patient_qis(table, quasi_identifiers, patient_column)
-    sizes = equivalence_class_sizes(table, quasi_identifiers, patient_column)
-    out = []
-    for patient, row in qis.iterrows():
-        key = tuple(row) if len(quasi_identifiers) > 1 else row.iloc[0]
-        big_f = float(counts.get(key, 0))
-        out.append(1.0 / max(big_f, float(sizes[patient]), 1.0))
-    return pd.Series(out, index=qis.index, dtype="float64", name="journalist")
+    qis = list(quasi_identifiers)
+    rows = published_rows(table, qis, patient_column)
+    if rows.empty:
+        return pd.Series([], dtype="float64", name="journalist")
+    sample = row_class_sizes(rows, qis).astype("float64")
+    if qis:
+        pop = population.copy()
+        pop[qis] = pop[qis].fillna("").astype(str)
+        pop["count"] = pd.to_numeric(pop["count"])
+        counts = pop.groupby(qis)["count"].sum()
+        keys = [tuple(r) if len(qis) > 1 else r[0] for r in rows[qis].itertuples(index=False)]
+        big_f = pd.Series([float(counts.get(k, 0)) for k in keys], index=rows.index)
+    else:
+        big_f = pd.Series(float(pd.to_numeric(population["count"]).sum()), index=rows.index)
+    risk = 1.0 / pd.concat([big_f, sample], axis=1).max(axis=1).clip(lower=1.0)
+    per = risk.groupby(rows[patient_column], sort=False).max()
+    per.index.name = None
+    return per.astype("float64").rename("journalist")
 
 
 def l_diversity(
     table: pd.DataFrame, quasi_identifiers: Sequence[str], sensitive: str, patient_column: str
 ) -> int:
-    """Distinct l-diversity over patients: min number of distinct `sensitive` values per EC,
-    the ECs being formed over the quasi-identifiers other than `sensitive`."""
+    """Distinct l-diversity over the published rows: the fewest distinct `sensitive` values in
+    a class formed over the quasi-identifiers other than `sensitive` (rows de-duplicated per
+    patient, so one patient's repeated slide does not count twice)."""
     others = [q for q in quasi_identifiers if q != sensitive]
-    qis = patient_qis(table, [*others, sensitive], patient_column)
-    if qis.empty:
+    rows = published_rows(table, [*others, sensitive], patient_column)
+    if rows.empty:
         return 0
     if not others:
-        return int(qis[sensitive].nunique())
-    return int(qis.groupby(others)[sensitive].nunique().min())
+        return int(rows[sensitive].nunique())
+    return int(rows.groupby(others)[sensitive].nunique().min())
 
 
 def qi_figures(
@@ -92,7 +108,7 @@ def qi_figures(
     return QiFigures(
         n_patients=len(sizes),
         k=int(sizes.min()),
-        n_classes=round(float(risk.sum())),
+        n_classes=class_count(table, quasi_identifiers, patient_column),
         prosecutor_max=float(risk.max()),
         prosecutor_mean=float(risk.mean()),
         marketer=marketer,

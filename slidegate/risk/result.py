@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import pandas as pd
@@ -99,13 +100,14 @@ class CohortRisk(Frozen):
 
 
 def qi_summary(
-    table: pd.DataFrame, policy: RiskPolicy, population: pd.DataFrame | None
+    table: pd.DataFrame,
+    policy: RiskPolicy,
+    quasi_identifiers: Sequence[str],
+    population: pd.DataFrame | None,
 ) -> dict[str, Any]:
     if table.empty:
         return {"n_patients": 0, "k": 0}
-    f = qi_figures(
-        table, policy.quasi_identifiers, policy.patient_column, policy.sensitive, population
-    )
+    f = qi_figures(table, quasi_identifiers, policy.patient_column, policy.sensitive, population)
     return {
         "n_patients": f.n_patients,
         "k": f.k,

@@ -23,6 +23,7 @@ from slidegate.pseudonym import Pseudonymizer
 from slidegate.risk.images import source_lowest_level
 from slidegate.risk.linkage import slide_features
 from slidegate.risk.model import assess_cohort
+from slidegate.risk.qiset import column_roles
 from slidegate.risk.report import risk_markdown, risk_plot_png
 from slidegate.risk.result import CohortRisk
 from slidegate.risk.taxonomy import SlideTaxonomy, slide_taxonomy
@@ -79,11 +80,13 @@ def run_standalone(
         population_csv = Path(policies.risk.population)
     if population_csv is not None:
         population = pd.read_csv(population_csv, dtype=str, keep_default_na=False)
+    roles = column_roles(policies.metadata, policies.risk)
     risk = assess_cohort(
         table,
         policies.risk,
         policies.profile.risk_limits,
         policies.hierarchies,
+        quasi_identifiers=roles.quasi_identifiers,
         features=features,
         population=population,
     )

@@ -67,6 +67,15 @@ class Expectation(StrictModel):
         return "no missing values"
 
 
+class NonIdentifying(StrictModel):
+    """A released column the risk model does not score as a quasi-identifier, and why. Every
+    other released column that is not a keyed pseudonym is one (slidegate.risk.qiset)."""
+
+    #: for the reviewer and the risk report: why the column cannot help single out a patient
+    #: (e.g. "the same stain for every slide of every cohort"); no PHI
+    reason: str = Field(min_length=20, max_length=400)
+
+
 class ColumnRule(StrictModel):
     """How one cohort column is released."""
 
@@ -78,6 +87,8 @@ class ColumnRule(StrictModel):
     top_code: int | None = Field(default=None, ge=1, le=150)
     rename: str | None = None
     expect: list[Expectation] = Field(default_factory=list)
+    #: keep/generalize only: not a quasi-identifier, with the written reason
+    non_identifying: NonIdentifying | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ColumnRule:
@@ -99,6 +110,11 @@ class ColumnRule(StrictModel):
                 raise ValueError(f"'top_code' must be a multiple of the band width {width}")
         if self.action == "drop" and (self.rename is not None or self.expect):
             raise ValueError("a dropped column takes no 'rename' or 'expect'")
+        if self.non_identifying is not None and self.action not in ("keep", "generalize"):
+            raise ValueError(
+                "'non_identifying' applies to released values (keep, generalize) only: "
+                "pseudonyms are never scored and dropped columns are not published"
+            )
         return self
 
 

@@ -12,9 +12,12 @@ from slidegate.profile import load_policies
 from slidegate.pseudonym import Pseudonymizer
 from slidegate.risk.model import assess_cohort
 from slidegate.risk.policy import RiskLimits
+from slidegate.risk.qiset import column_roles
 from slidegate.risk.report import risk_markdown, risk_plot_png
 
 P = Pseudonymizer(b"m" * 32)
+#: what the shipped metadata policy publishes and does not pseudonymise
+QIS = ("age", "sex", "diagnosis", "site", "collection_year")
 
 
 def table(groups: list[tuple[int, str, str, str, str]], slides: int = 2) -> pd.DataFrame:
@@ -54,7 +57,8 @@ COHORT = [
 def run(policies_dir: Path, profile: str, rows: pd.DataFrame, **limits: object):  # type: ignore[no-untyped-def]
     pol = load_policies(policies_dir, profile)
     lim = pol.profile.risk_limits.model_copy(update=limits) if limits else pol.profile.risk_limits
-    return assess_cohort(rows, pol.risk, lim, pol.hierarchies)
+    qis = column_roles(pol.metadata, pol.risk).quasi_identifiers
+    return assess_cohort(rows, pol.risk, lim, pol.hierarchies, quasi_identifiers=qis)
 
 
 def test_open_and_controlled_give_different_explained_outcomes(policies_dir: Path) -> None:
@@ -63,7 +67,9 @@ def test_open_and_controlled_give_different_explained_outcomes(policies_dir: Pat
     controlled = run(policies_dir, "controlled-access", rows)
     # open access: generalise (age band20, diagnosis category), then suppress the rare patient
     assert [s.action for s in open_.steps] == ["assess", "generalise", "suppress"]
-    assert open_.levels == {"age": "band20", "diagnosis": "category", "site": "detailed"}
+    assert open_.levels == {
+        "age": "band20", "diagnosis": "category", "site": "detailed", "collection_year": "year"
+    }  # fmt: skip
     assert open_.passed and len(open_.withheld_patients) == 1
     rare = P("p", "10")
     assert open_.withheld_patients == (rare,)
@@ -150,9 +156,17 @@ def test_population_table_gives_journalist_risk(policies_dir: Path, tmp_path: Pa
     rows = table(COHORT)
     firsts = rows.drop_duplicates("patient")
     # registry counts at the most detailed level (ages as bands of 10, like the release)
-    pop = firsts[["age", "sex", "diagnosis", "site"]].drop_duplicates().assign(count=200)
+    pop = firsts[[*QIS]].drop_duplicates().assign(count=200)
     pol = load_policies(policies_dir, "open-access")
-    result = assess_cohort(rows, pol.risk, pol.profile.risk_limits, pol.hierarchies, population=pop)
+    qis = column_roles(pol.metadata, pol.risk).quasi_identifiers
+    result = assess_cohort(
+        rows,
+        pol.risk,
+        pol.profile.risk_limits,
+        pol.hierarchies,
+        quasi_identifiers=qis,
+        population=pop,
+    )
     assert result.inputs["population_table"] is True
     assert result.passed and result.withheld_patients == ()  # rare in the cohort, not in life
     assert max(p.r_qi for p in result.patients) == pytest.approx(1 / 200)

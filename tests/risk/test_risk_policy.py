@@ -16,7 +16,6 @@ PROFILES = ("open-access", "controlled-access", "restricted")
 def test_shipped_policies_load(policies_dir: Path) -> None:
     for name in ("open", "controlled", "restricted"):
         pol = load_risk_policy(policies_dir / "risk" / f"{name}.yaml")
-        assert pol.quasi_identifiers == ["age", "sex", "diagnosis", "site"]
         assert pol.sensitive == "diagnosis" and pol.image_linkage is not None
 
 
@@ -37,9 +36,7 @@ def test_profiles_order_access_modes(policies_dir: Path) -> None:
     [
         ("quasi_identifier: [age]\n", "unknown key 'quasi_identifier'"),
         ("p_attack: 1.0\n", "unknown key 'p_attack'"),
-        ("quasi_identifiers: [age, age]\n", "twice"),
-        ("quasi_identifiers: [age, patient]\n", "patient column"),
-        ("generalisation: {site: {hierarchy: site, released_at: detailed}}\n", "non-quasi"),
+        ("quasi_identifiers: [age, sex]\n", "declare a column non_identifying"),
         (
             "image_linkage: {priors: {same_block: 1.5, other_block: 0, other_specimen: 0}}\n",
             "same_block",
@@ -47,7 +44,7 @@ def test_profiles_order_access_modes(policies_dir: Path) -> None:
     ],
 )
 def test_bad_risk_policy(tmp_path: Path, body: str, needle: str) -> None:
-    base = {"quasi_identifiers": "quasi_identifiers: [age, sex]\n"}
+    base = {"sensitive": "sensitive: diagnosis\n"}
     base[body.split(":")[0]] = body
     path = tmp_path / "risk.yaml"
     path.write_text("".join(base.values()), encoding="utf-8")

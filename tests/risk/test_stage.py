@@ -152,6 +152,7 @@ def test_a_slide_with_an_identifying_part_left_is_never_approved(policies_dir: P
             "sex": ["F", "F"],
             "diagnosis": ["C18.7", "C18.7"],
             "site": ["colon", "colon"],
+            "collection_year": ["2019", "2019"],
         }
     )
     detail = {"associated_images": 1, "images_dropped.label": 1, "kept.technical": 2}
