@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO_ARGS ?=
 
-.PHONY: help venv demo test test-all lint typecheck fmt clean server-stop bench serve serve-stop screenshot
+.PHONY: help venv postgres demo test test-all lint typecheck fmt clean server-stop bench serve serve-stop screenshot
 
 help:
 	@echo "make demo   synthesise a small cohort and release it to ./demo/release (local Prefect + Dask)"
@@ -22,7 +22,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)
+# PostgreSQL (Debian's package) for the registry tests, which start their own server
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
+venv: $(STAMP) postgres
 
 demo: venv
 	$(VENV)/bin/slidegate demo $(DEMO_ARGS)

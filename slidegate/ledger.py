@@ -1,45 +1,30 @@
-"""Cross-release ledger: a private SQLite file of every published slide's fingerprints.
+"""Cross-release ledger: every published slide's fingerprints, in the steward registry.
 
 Fingerprints: sha256 of the decoded pixels of a level-0 tile (exact: the same slide converted
 again) and a perceptual hash of the lowest level (the same slide re-encoded), plus the public
 key id of the pseudonym key and a keyed hash of the source patient id (the ledger's own secret
-key, kept beside the database; raw ids are never stored). Before publishing, a slide whose
+key, sealed in the registry; raw ids are never stored). Before publishing, a slide whose
 fingerprint was published before under another pseudonym is flagged, and so is a patient whose
 slides were published before under another key. Policy (profile `ledger:`): block or warn.
 
-The ledger lives in the private work area (`<work_dir>/ledger/ledger.sqlite`), never under a
-release.
+The ledger lives in the steward registry (`slidegate.registry`: SQLite in the per-user data
+folder, or PostgreSQL), shared by every run whatever its work area; never under a release.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
-import sqlite3
+import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from slidegate.pseudonym import load_or_create_key
+from slidegate.registry import Registry
+from slidegate.registry.keys import release_key
 from slidegate.risk.images import hamming
 from slidegate.risk.policy import LedgerPolicy
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS slides (
-    release TEXT NOT NULL,
-    slide TEXT NOT NULL,          -- slide pseudonym in that release
-    key_id TEXT NOT NULL,         -- public id of the pseudonym key
-    tile_sha256 TEXT NOT NULL,
-    phash TEXT NOT NULL,
-    patient_fp TEXT NOT NULL,     -- HMAC of the source patient id under the ledger key
-    published_at TEXT NOT NULL,
-    PRIMARY KEY (release, slide)
-);
-CREATE INDEX IF NOT EXISTS slides_tile ON slides (tile_sha256);
-CREATE INDEX IF NOT EXISTS slides_patient ON slides (patient_fp);
-"""
 
 
 @dataclass(frozen=True)
@@ -58,32 +43,20 @@ class LedgerFlag:
     reason: str  # publishable: release ids, pseudonyms and key ids only
 
 
-def ledger_dir(work_dir: Path) -> Path:
-    return work_dir.resolve() / "ledger"
-
-
 class Ledger:
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / "ledger.sqlite"
-        self._key = load_or_create_key(directory / "ledger.key").key
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._key = registry.secret("ledger")
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+    @classmethod
+    def open(cls, settings: Any) -> Ledger:
+        return cls(Registry.open(settings))
 
     def patient_fingerprint(self, patient_id: str) -> str:
         return hmac.new(self._key, b"patient:" + patient_id.encode(), hashlib.sha256).hexdigest()
 
     def _others(self, release: str) -> list[tuple[str, str, str, str, str, str]]:
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT release, slide, key_id, tile_sha256, phash, patient_fp FROM slides "
-                "WHERE release != ?",
-                (release,),
-            ).fetchall()
-        return [tuple(r) for r in rows]
+        return self.registry.ledger_rows(exclude_release=release)
 
     def check(
         self, entries: Sequence[LedgerEntry], release: str, key_id: str, policy: LedgerPolicy
@@ -124,55 +97,37 @@ class Ledger:
                         break
         return flags
 
-    def record(self, entries: Iterable[LedgerEntry], release: str, key_id: str) -> int:
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        rows = [
-            (release, e.slide, key_id, e.tile_sha256, e.phash, e.patient_fp, now) for e in entries
-        ]
-        with self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO slides VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-        return len(rows)
+    def record(
+        self,
+        entries: Iterable[LedgerEntry],
+        release: str,
+        key_id: str,
+        status: str = "publishing",
+    ) -> int:
+        """The entries as published in `release`, with the release's status, in one
+        transaction (a rerun replaces the release's rows)."""
+        rows = [asdict(e) for e in entries]
+        return self.registry.record_published(release, key_id, rows, status)
 
     def releases(self) -> list[str]:
-        with self._connect() as db:
-            return [r[0] for r in db.execute("SELECT DISTINCT release FROM slides ORDER BY 1")]
+        return self.registry.ledger_releases()
 
 
-def record_release(work_dir: Path, release_work: Path, release: str, key_id: str) -> int:
-    """After publishing: record the published slides' fingerprints (written by the risk stage
-    to the release's private work area). Returns the number of slides recorded."""
-    import json
-
+def record_release(
+    settings: Any, release_work: Path, release: str, key_id: str, status: str = "publishing"
+) -> int:
+    """Before the manifest: record the slides about to be published (written by the risk stage
+    to the release's private work area) and the release's status. Returns the number of
+    slides recorded."""
     path = release_work / "private" / "ledger-entries.json"
-    if not path.is_file():
-        return 0
-    entries = [LedgerEntry(**e) for e in json.loads(path.read_text(encoding="utf-8"))]
-    return Ledger(ledger_dir(work_dir)).record(entries, release, key_id)
+    entries = []
+    if path.is_file():
+        entries = [LedgerEntry(**e) for e in json.loads(path.read_text(encoding="utf-8"))]
+    return Ledger.open(settings).record(entries, release, key_id, status)
 
 
-def study_key_path(work_dir: Path, study: str) -> Path:
-    """The private key store: one key file per named study, beside the ledger."""
-    return ledger_dir(work_dir) / "keys" / f"{study}.key"
-
-
-def install_study_key(work_dir: Path, study: str, release_key: Path) -> str:
-    """Make the release use the study's key (created on first use); returns its key id.
-
-    A release that already has a different key is refused (its pseudonyms would change)."""
-    import os
-    import shutil
-
-    from slidegate.errors import PolicyError
-
-    key = load_or_create_key(study_key_path(work_dir, study))
-    if release_key.exists():
-        if load_or_create_key(release_key).key_id != key.key_id:
-            raise PolicyError(
-                f"release key {release_key} is not the key of study {study!r}; the release was "
-                "started with another key: use a new release id"
-            )
-        return key.key_id
-    release_key.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(study_key_path(work_dir, study), release_key)
-    os.chmod(release_key, 0o600)
-    return key.key_id
+def install_study_key(settings: Any, study: str, release_key_copy: Path, release: str) -> str:
+    """Make the release use the study's key (created on first use in the registry); returns
+    its key id. A release that already has a different key is refused (its pseudonyms would
+    change)."""
+    return release_key(Registry.open(settings), release, release_key_copy, study).key_id

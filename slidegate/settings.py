@@ -67,6 +67,17 @@ class Settings:
     s3_credentials_block: str | None = None
     #: the block's keys, filled in at the edge; never read from the environment or a spec
     s3_credentials: S3Credentials | None = field(default=None, metadata={"env": False})
+    #: the steward registry (cross-release ledger, pseudonym keys, release records, slide state
+    #: for resume): a SQLAlchemy URL, `sqlite:///PATH` or `postgresql://user@host/db`. Default:
+    #: SQLite in the per-user data folder (platformdirs), resolved when the settings are built
+    registry_url: str = field(default_factory=lambda: default_registry_url())
+    #: 64 hex digits: the key that encrypts pseudonym keys at rest in the registry. None: with
+    #: SQLite a key file beside the database (mode 0600); PostgreSQL needs it
+    registry_key: SecretStr | None = None
+    #: a Prefect `Secret` block holding `registry_key`, resolved by the flows
+    registry_key_block: str | None = None
+    #: seconds a release waits for another release into the same target to finish (0: stop)
+    registry_lock_wait_s: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
@@ -85,6 +96,8 @@ class Settings:
 
 def _coerce(name: str, type_name: object, raw: str) -> Any:
     t = str(type_name)
+    if "SecretStr" in t:
+        return SecretStr(raw)
     try:
         if "Path" in t:
             return Path(raw)
@@ -95,6 +108,14 @@ def _coerce(name: str, type_name: object, raw: str) -> Any:
         raise SpecError(
             f"SLIDEGATE_{name.upper()} must be a whole number, got {raw!r}; fix the variable"
         ) from exc
+
+
+def default_registry_url() -> str:
+    """SQLite in the per-user data folder (`platformdirs`; on Linux $XDG_DATA_HOME/slidegate),
+    never in a run's work area: every run of this user shares it."""
+    from platformdirs import user_data_path
+
+    return f"sqlite:///{user_data_path('slidegate', appauthor=False) / 'registry.sqlite'}"
 
 
 def slide_threads(settings: Settings, cores: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,37 @@ from tests.services import s3_service as s3_service  # real SeaweedFS, one per s
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_SLIDES = REPO.parent / "shared" / "data" / "real-slides"
+
+
+def _data_home(path: Path) -> Iterator[None]:
+    """$XDG_DATA_HOME (platformdirs' per-user data folder: the default registry) pointed at a
+    temporary folder, so no test ever reads or writes the user's real registry."""
+    import os
+
+    old = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(path)
+    yield
+    if old is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    yield from _data_home(tmp_path_factory.mktemp("data-home"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each module's fixtures, and each test, get a registry of their own (as each had its
+    own work area and ledger before the registry)."""
+    yield from _data_home(tmp_path_factory.mktemp("data-home"))
+
+
+@pytest.fixture(autouse=True)
+def _test_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    yield from _data_home(tmp_path_factory.mktemp("data-home"))
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import pandas as pd
 
 from slidegate.cohort import build_release_table, read_cohort
 from slidegate.collection import published_risk_rows
-from slidegate.ledger import Ledger, ledger_dir
+from slidegate.ledger import Ledger
 from slidegate.models import Frozen, SlideReport
 from slidegate.risk.pipeline import score_release
 from slidegate.settings import Settings
@@ -70,7 +70,7 @@ def decide_cohort(ctx: ReleaseContext, reports: Sequence[SlideReport]) -> Cohort
         by_pseudonym,
         ctx.policies,
         list(candidates[slide_col]),
-        ledger=Ledger(ledger_dir(ctx.settings.work_dir)),
+        ledger=Ledger.open(ctx.settings),  # the registry's ledger
         release=ctx.release,
         key_id=ctx.key_id,
         patient_ids=dict(zip(table[slide_col], patient_ids, strict=True)),

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from slidegate.errors import SpecError
 from slidegate.formats.original_copy import uid_key
-from slidegate.ledger import install_study_key
 from slidegate.profile import Policies, load_policies
 from slidegate.pseudonym import Pseudonymizer, load_or_create_key
+from slidegate.registry import Registry
+from slidegate.registry.hashes import policy_hash, spec_hash
+from slidegate.registry.keys import release_key
 from slidegate.settings import Settings
 from slidegate.sources import SourceRef
 from slidegate.spec import CohortSlide, ResolvedSpec, load_spec, read_canaries
@@ -32,6 +34,9 @@ class ReleaseContext:
     #: DICOM copies' UID key, derived one-way from the pseudonym key at preparation, so workers
     #: need neither the key file nor a shared work area (never shown in a repr)
     dicom_uid_key: bytes = field(default=b"", repr=False)
+    #: what the registry compares between runs of the release (spec, policies)
+    spec_hash: str = ""
+    policy_hash: str = ""
 
     # private work area: <work_dir>/releases/<release>/ ; never under the target
     @property
@@ -56,6 +61,7 @@ class ReleaseContext:
         return key_path(self.settings, self.release)
 
     def pseudonymizer(self) -> Pseudonymizer:
+        """The release key: the work area's copy of the registry's key (prepare_release)."""
         return load_or_create_key(self.key_path)
 
     def canaries(self) -> tuple[tuple[str, str], ...]:
@@ -98,11 +104,10 @@ def prepare_release(spec_path: Path, settings: Settings) -> ReleaseContext:
             "set SLIDEGATE_WORK_DIR elsewhere"
         )
     key_mode = policies.profile.pseudonym_key
-    if key_mode.mode == "study" and key_mode.study is not None:  # stable pseudonyms
-        install_study_key(
-            settings.work_dir, key_mode.study, key_path(settings, resolved.spec.release)
-        )
-    pseudo = load_or_create_key(key_path(settings, resolved.spec.release))
+    study = key_mode.study if key_mode.mode == "study" else None  # stable pseudonyms
+    release = resolved.spec.release
+    # the registry's key of the release: the same whatever the work area
+    pseudo = release_key(Registry.open(settings), release, key_path(settings, release), study)
     return ReleaseContext(
         release=resolved.spec.release,
         profile=resolved.spec.profile,
@@ -116,6 +121,8 @@ def prepare_release(spec_path: Path, settings: Settings) -> ReleaseContext:
         pseudonyms={s.slide_id: pseudo("s", s.slide_id) for s in resolved.slides},
         key_id=pseudo.key_id,
         dicom_uid_key=uid_key(pseudo.key),
+        spec_hash=spec_hash(resolved),
+        policy_hash=policy_hash(policies),
     )
 
 

@@ -124,7 +124,7 @@ def finalize(
         "risk": outcome.figures,
     }
     manifest = write_manifest(store, ctx.release, records, info)
-    recorded = record_release(ctx.settings.work_dir, ctx.work, ctx.release, ctx.key_id)
+    recorded = record_release(ctx.settings, ctx.work, ctx.release, ctx.key_id)
     log.info("ledger: %d published slide(s) recorded", recorded)
     log.info("release %s complete at %s", ctx.release, store.describe())
     return manifest

@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from slidegate.ledger import Ledger, LedgerEntry, install_study_key, study_key_path
+from slidegate.ledger import Ledger, LedgerEntry, install_study_key
 from slidegate.pseudonym import load_or_create_key
+from slidegate.registry import Registry
+from slidegate.registry.keys import study_key
 from slidegate.risk.images import hamming, perceptual_hash
 from slidegate.risk.policy import LedgerPolicy
+from slidegate.settings import Settings
 from slidegate.synth.texture import downsample, tissue_image
 
 
@@ -39,8 +42,14 @@ def entry(ledger: Ledger, slide: str, patient: str, img: np.ndarray, tile: str) 
     return LedgerEntry(slide, tile, perceptual_hash(img), ledger.patient_fingerprint(patient))
 
 
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        work_dir=tmp_path / "work", registry_url=f"sqlite:///{tmp_path}/reg/registry.sqlite"
+    )
+
+
 def test_rerelease_and_patient_flags(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger")
+    ledger = Ledger.open(settings(tmp_path))
     a, b = thumb(1, 50), thumb(2, 60)
     ledger.record([entry(ledger, "s-1111111111111111", "PAT-1", a, "t1")], "r1", "key1")
     policy = LedgerPolicy(on_rerelease="block", on_patient_other_key="warn")
@@ -61,15 +70,22 @@ def test_rerelease_and_patient_flags(tmp_path: Path) -> None:
     assert ledger.check(same, "r3", "key1", policy) == []
     # records of the release itself (a resumed run) are ignored
     assert ledger.check(pending, "r1", "key1", policy) == []
-    # raw patient ids are never stored
-    assert b"PAT-1" not in (tmp_path / "ledger" / "ledger.sqlite").read_bytes()
+    # raw patient ids are never stored, and the ledger key is sealed
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "reg").iterdir() if p.is_file())
+    assert (
+        b"PAT-1" not in stored
+        and ledger._key not in stored
+        and ledger._key.hex() not in str(stored)
+    )
+    assert Ledger.open(settings(tmp_path)).releases() == ["r1"]  # another process: the same
 
 
 def test_study_key_store(tmp_path: Path) -> None:
+    s = settings(tmp_path)
     release_key = tmp_path / "releases" / "r1" / "private" / "key"
-    kid = install_study_key(tmp_path, "crc", release_key)
+    kid = install_study_key(s, "crc", release_key, "r1")
     assert load_or_create_key(release_key).key_id == kid
-    assert load_or_create_key(study_key_path(tmp_path, "crc")).key_id == kid
+    assert study_key(Registry.open(s), "crc").key_id == kid
     assert release_key.stat().st_mode & 0o777 == 0o600
     other = tmp_path / "releases" / "r2" / "private" / "key"
     load_or_create_key(other)  # a release that already has its own key
@@ -78,4 +94,4 @@ def test_study_key_store(tmp_path: Path) -> None:
     from slidegate.errors import PolicyError
 
     with pytest.raises(PolicyError, match="not the key of study"):
-        install_study_key(tmp_path, "crc", other)
+        install_study_key(s, "crc", other, "r2")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from slidegate.errors import SpecError
-from slidegate.ledger import Ledger, ledger_dir, record_release
+from slidegate.ledger import Ledger, record_release
 from slidegate.pseudonym import load_or_create_key
 from slidegate.settings import Settings
 from slidegate.stages.context import key_path, prepare_release
@@ -70,7 +70,7 @@ def test_profiles_differ_and_reports_are_written(cohort, tmp_path: Path) -> None
 def test_ledger_flags_a_second_release_under_a_new_key(cohort, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     work = tmp_path / "work"
     ctx1, _ = run_stages(write_spec(cohort.root, "l-1", "controlled-access"), work)
-    assert record_release(work, ctx1.work, "l-1", ctx1.key_id) == 8  # as finalize does
+    assert record_release(ctx1.settings, ctx1.work, "l-1", ctx1.key_id) == 8  # as finalize
     ctx2, second = run_stages(write_spec(cohort.root, "l-2", "controlled-access"), work)
     assert ctx2.key_id != ctx1.key_id  # a fresh key per release
     flagged = [s for s in second.slides if s.reason and s.reason.startswith("ledger:")]
@@ -78,7 +78,7 @@ def test_ledger_flags_a_second_release_under_a_new_key(cohort, tmp_path: Path) -
     assert "published before in release l-1" in (flagged[0].reason or "")
     risk = json.loads((ctx2.reports_dir / "risk.json").read_text())
     assert len(risk["ledger"]) == 8 and risk["ledger"][0]["kind"] == "rerelease"
-    assert Ledger(ledger_dir(work)).releases() == ["l-1"]
+    assert Ledger.open(ctx2.settings).releases() == ["l-1"]  # the registry's ledger
     assert not list(ctx2.reports_dir.rglob("*.sqlite"))  # the ledger stays private
 
 
@@ -94,7 +94,7 @@ def test_study_key_gives_stable_pseudonyms_and_no_rerelease_flag(
     profile.write_text(text)
     work = tmp_path / "work"
     ctx1, _ = run_stages(write_spec(cohort.root, "k-1", "controlled-access"), work, policies)
-    record_release(work, ctx1.work, "k-1", ctx1.key_id)
+    record_release(ctx1.settings, ctx1.work, "k-1", ctx1.key_id)
     ctx2, second = run_stages(write_spec(cohort.root, "k-2", "controlled-access"), work, policies)
     assert ctx1.key_id == ctx2.key_id and ctx1.pseudonyms == ctx2.pseudonyms
     assert key_path(ctx2.settings, "k-2").is_file()
