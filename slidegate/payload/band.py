@@ -1,0 +1,116 @@
+"""Many payloads of one buffer cleaned at once (a band of tiles read in one go), vectorised.
+
+For JPEG, a tile whose stream starts with a header already walked (SOI up to the first scan's
+entropy-coded data; at most `MAX_HEADERS` kept) has the same segments up to there, so what is
+left to walk is its entropy-coded data and its end: the positions of every 0xFF byte of the
+buffer that is neither stuffing nor RSTn are found once with numpy, and the tile passes when
+the first of them after its header is an EOI ending the tile exactly. Every other tile
+(another header, a second scan, a segment after the scan, bytes after EOI) is walked whole by
+`jpeg.walk`. JPEG 2000 tiles are walked one by one (`j2k.walk`). Nothing is trusted by prefix
+alone: every byte of every tile is either part of a walked header or checked here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from slidegate.payload import j2k, jpeg
+
+MAX_HEADERS = 8
+
+
+class BandCleaner:
+    """`clean(buf, starts, counts)`: the cleaned replacement of each tile that changes."""
+
+    def __init__(self, kind: str) -> None:
+        if kind not in ("jpeg", "j2k"):
+            raise ValueError(f"no payload walk for {kind!r}")
+        self.kind = kind
+        #: (header as stored, cleaned header or None when unchanged)
+        self.known: list[tuple[bytes, bytes | None]] = []
+
+    def clean(self, buf: memoryview | bytes, starts: np.ndarray, counts: np.ndarray
+              ) -> dict[int, bytes]:  # fmt: skip
+        """Tile i is buf[starts[i] : starts[i] + counts[i]] (count 0: no tile). Returns
+        {i: cleaned bytes} for the tiles that change; raises Unparsable for one that cannot
+        be walked."""
+        starts = np.asarray(starts, np.int64)
+        counts = np.asarray(counts, np.int64)
+        todo = np.flatnonzero(counts > 0)
+        if self.kind == "j2k":
+            return self._each(buf, starts, counts, todo)
+        out: dict[int, bytes] = {}
+        arr = np.frombuffer(buf, np.uint8)
+        if todo.size and self.known:
+            todo = self._fast(buf, arr, starts, counts, todo, out)
+        while todo.size:
+            first, todo = int(todo[0]), todo[1:]
+            s, e = int(starts[first]), int(starts[first] + counts[first])
+            data = bytes(buf[s:e])
+            w = jpeg.walk(data)
+            if w.removed:
+                out[first] = b"".join(w.parts)
+            if len(self.known) < MAX_HEADERS and w.first_scan:
+                head = data[: w.first_scan]
+                if all(head != h for h, _ in self.known):
+                    self.known.append((head, None if head == w.clean_head else w.clean_head))
+                    todo = self._fast(buf, arr, starts, counts, todo, out)
+        return out
+
+    def _fast(self, buf: memoryview | bytes, arr: np.ndarray, starts: np.ndarray,
+              counts: np.ndarray, todo: np.ndarray, out: dict[int, bytes]
+              ) -> np.ndarray:  # fmt: skip
+        """Check the tiles of `todo` that start with a known header; return the others."""
+        if not todo.size:
+            return todo
+        lo = int(starts[todo].min())
+        hi = int((starts[todo] + counts[todo]).max())
+        seg = arr[lo:hi]
+        ff = np.flatnonzero(seg[:-1] == 0xFF)
+        nxt = seg[ff + 1]
+        marks = ff[(nxt != 0) & ((nxt & 0xF8) != 0xD0)] + lo
+        for head, clean_head in self.known:
+            n = len(head)
+            fit = todo[counts[todo] >= n + 2]
+            if not fit.size:
+                continue
+            heads = np.lib.stride_tricks.sliding_window_view(arr, n)[starts[fit]]
+            fit = fit[(heads == np.frombuffer(head, np.uint8)).all(axis=1)]
+            if not fit.size:
+                continue
+            ends = starts[fit] + counts[fit]
+            k = np.searchsorted(marks, starts[fit] + n)
+            first = marks[np.minimum(k, max(marks.size - 1, 0))] if marks.size else ends
+            ok = (k < marks.size) & (first == ends - 2) & (arr[ends - 1] == jpeg.EOI)
+            good = fit[ok]
+            if clean_head is not None:
+                for i in good.tolist():
+                    s, e = int(starts[i]), int(starts[i] + counts[i])
+                    out[i] = clean_head + bytes(buf[s + n : e])
+            todo = np.setdiff1d(todo, good, assume_unique=True)
+            if not todo.size:
+                break
+        return todo
+
+    def _each(self, buf: memoryview | bytes, starts: np.ndarray, counts: np.ndarray,
+              todo: np.ndarray) -> dict[int, bytes]:  # fmt: skip
+        out: dict[int, bytes] = {}
+        for i in todo.tolist():
+            s, e = int(starts[i]), int(starts[i] + counts[i])
+            data = bytes(buf[s:e])
+            parts, removed = j2k.walk(data)
+            if removed:
+                out[i] = b"".join(parts)
+        return out
+
+
+def clean_payloads(cleaner: BandCleaner, payloads: Sequence[bytes | None]
+                   ) -> list[bytes | None]:  # fmt: skip
+    """`payloads` (None = no tile) cleaned through `cleaner`, in one buffer."""
+    lengths = np.array([0 if p is None else len(p) for p in payloads], np.int64)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])) if lengths.size else lengths
+    buf = b"".join(p for p in payloads if p is not None)
+    changed = cleaner.clean(buf, starts, lengths)
+    return [changed.get(i, p) for i, p in enumerate(payloads)]
