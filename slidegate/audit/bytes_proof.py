@@ -7,27 +7,26 @@ without a `level`, or JPEG 2000):
 
 - the source tiles are read with tifffile's own offsets and byte counts (`read_segments`, one
   band of shard rows at a time), never with slidegate's converter; each output chunk must equal
-  its source tile byte for byte, or, once `slidegate.payload` is there, have the same coding
-  digest (a tile whose non-coding segments were dropped losslessly still matches);
+  its source tile byte for byte or, where the copy cleaned it, have the same coding digest
+  (`slidegate.payload.coding_digest`: sha256 of the tile with its non-coding segments removed);
 - every shard file of the output is parsed here (Zarr v3 sharding, index at the end, crc32c),
   and each inner chunk's digest must equal its source tile's; a zero-length source tile must be
   a missing chunk, and every chunk outside the level too; no other file may sit among the
   shards;
-- every chunk passes the payload check (`check_jpeg` / `check_j2k`: coding segments only);
+- every chunk passes the payload check (`check_jpeg` / `check_j2k`: the whole stream walked,
+  coding segments only, nothing after EOI / EOC);
 - the codec configuration (JPEG tables, header, colour spaces) is the one tifffile derives from
-  the source page, so the same bytes decode to the same pixels.
+  the source page, the tables cleaned (and they must pass the check too), so the same coding
+  bytes decode to the same pixels.
 
-Equal bytes under an equal decoder configuration decode to equal pixels: the proof is as strong
-as the pixel comparison for these levels. `None` from `prove_level` means the level is not
+Equal coding bytes under an equal decoder configuration decode to equal pixels: the proof is
+as strong as the pixel comparison for these levels. `None` from `prove_level` means the level is not
 pass-through (its pixels are compared instead); a list is the problems found (empty = proven).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import importlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,29 +37,18 @@ import zarr
 from tifffile.tifffile import jpeg_decode_colorspace
 from zarr.codecs import ShardingCodec
 
+from slidegate.payload import (
+    PayloadError,
+    check_j2k,
+    check_jpeg,
+    check_jpeg_tables,
+    clean_jpeg_tables,
+    coding_digest,
+)
+
 JPEG = "numcodecs.imagecodecs_jpeg"
 JPEG2K = "numcodecs.imagecodecs_jpeg2k"
 _EMPTY = 2**64 - 1
-
-
-def _payload_functions() -> tuple[Callable[[bytes], bytes], Callable[[bytes], Any], Callable[
-    [bytes], Any]]:  # fmt: skip
-    """(digest, check_jpeg, check_j2k): slidegate.payload's coding digest and payload walk when
-    that package is there, else sha256 of the raw bytes and the header check of the converter."""
-    try:
-        payload = importlib.import_module("slidegate.payload")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("slidegate.payload", "slidegate"):
-            raise
-    else:
-        return payload.coding_digest, payload.check_jpeg, payload.check_j2k
-    from slidegate.convert.markers import check_j2k, check_jpeg
-
-    return _sha256, check_jpeg, check_j2k
-
-
-def _sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
 
 
 def _serializer(arr: zarr.Array) -> tuple[ShardingCodec, Any] | None:
@@ -94,8 +82,13 @@ def _expected_config(page: tifffile.TiffPage) -> dict[str, Any] | None:
         cs_jpeg, cs_data = jpeg_decode_colorspace(
             page.photometric, page.planarconfig, page.extrasamples, page.is_jfif
         )
+        tables = page.jpegtables
+        try:
+            tables = None if tables is None else clean_jpeg_tables(tables)
+        except PayloadError:
+            return None  # tables that cannot be walked: never passed through
         config = {
-            "tables": _b64(page.jpegtables),
+            "tables": _b64(tables),
             "header": _b64(page.jpegheader),
             "bitspersample": int(page.bitspersample),
             "colorspace_jpeg": cs_jpeg,
@@ -148,8 +141,12 @@ def prove_level(i: int, arr: zarr.Array, out: Path, tf: tifffile.TiffFile,
     _, ch, cw = (int(v) for v in sharding.chunk_shape)
     if (ch, cw) != (th, tw):
         return [f"level {i}: chunk shape is not the source tile shape"]
-    digest, check_jpeg, check_j2k = _payload_functions()
     check = check_jpeg if codec.name == JPEG else check_j2k
+    if want.get("tables"):
+        try:
+            check_jpeg_tables(base64.b64decode(want["tables"]))
+        except PayloadError:
+            return [f"level {i}: the JPEG tables fail the payload check"]
     gy, gx = -(-int(page.imagelength) // th), -(-int(page.imagewidth) // tw)
     if len(page.dataoffsets) != gy * gx:
         return [f"level {i}: source tile count does not match its grid"]
@@ -187,15 +184,14 @@ def prove_level(i: int, arr: zarr.Array, out: Path, tf: tifffile.TiffFile,
                     if tile is None or len(chunk) != n:
                         bad += 1
                         continue
-                    if chunk != tile and (
-                        digest is _sha256 or digest(bytes(chunk)) != digest(tile)
-                    ):
+                    if chunk != tile and coding_digest(bytes(chunk)) != coding_digest(tile):
                         bad += 1  # other bytes, and (payload cleaned) other coding content
                         continue
                     try:
                         check(bytes(chunk))
-                    except Exception:
-                        return [*problems, f"level {i}: a chunk fails the payload check"]
+                    except PayloadError as exc:
+                        return [*problems, f"level {i}: a chunk fails the payload check "
+                                f"({exc.rule})"]  # fmt: skip
     if bad:
         problems.append(f"level {i}: {bad} chunk(s) are not the source tile they stand for")
     return problems

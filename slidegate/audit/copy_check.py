@@ -4,9 +4,11 @@
 OpenSlide, and returns the problems found (empty = fine); the audit stage quarantines the slide
 on any. Checked: OpenSlide's vendor is the source format's, OpenSlide lists no associated image
 (label, macro, thumbnail), the level count and shapes are the plan's, the TIFF holds only the
-pyramid pages with only the allowed tags, and every tile of every level is byte-identical to the
-source's tile (streamed, a batch of tiles at a time). Problems name levels and tags, never
-values.
+pyramid pages with only the allowed tags, and every tile of every level is the source's tile
+cleaned of its non-coding segments (slidegate.payload; byte-identical to the cleaned source
+tile in a TIFF copy, the same coding digest in a DICOM copy, whose frames are padded to even
+length) and passes the payload check, streamed a batch of tiles at a time; a TIFF copy's
+JPEGTables are the source's cleaned. Problems name levels, tags and payload rules, never values.
 """
 
 from __future__ import annotations
@@ -18,10 +20,18 @@ from pathlib import Path
 import tifffile
 
 from slidegate.convert.tiles import TiffTiles
-from slidegate.formats.dicom_copy import STRUCTURE
+from slidegate.formats.dicom_copy import STRUCTURE, frame_walk
 from slidegate.formats.dicom_reader import open_dicom
-from slidegate.formats.tiff_copy import ALLOWED_TAGS, BATCH, LIBRARY
+from slidegate.formats.tiff_copy import ALLOWED_TAGS, BATCH, LIBRARY, cleaner
 from slidegate.models import DeidPlan
+from slidegate.payload import (
+    PayloadError,
+    check_j2k,
+    check_jpeg,
+    clean_jpeg_tables,
+    clean_payloads,
+    coding_digest,
+)
 from slidegate.sources import SourceRef
 
 #: plan format -> OpenSlide's `openslide.vendor` for the copy
@@ -118,13 +128,32 @@ def _tiff_tiles(copy: Path, plan: DeidPlan, source: SourceRef) -> list[str]:
             if a is None or b is None or a.offsets.size != b.offsets.size:
                 problems.append(f"copy level {i} tile grid differs from source level {lv.index}")
                 continue
+            tables = a.page.jpegtables
+            if tables is not None and b.page.jpegtables != clean_jpeg_tables(tables):
+                problems.append(f"copy level {i} JPEGTables are not the source's cleaned")
+            walk = cleaner(a)
             n = int(a.offsets.size)
             for start in range(0, n, BATCH):
                 batch = range(start, min(n, start + BATCH))
-                if src.raw(a, batch) != dst.raw(b, batch):
-                    problems.append(f"copy level {i} tiles differ from source level {lv.index}")
+                want = src.raw(a, batch)
+                want = want if walk is None else clean_payloads(walk, want)
+                if want != dst.raw(b, batch):
+                    problems.append(f"copy level {i} tiles differ from source level {lv.index}"
+                                    " (cleaned)")  # fmt: skip
                     break
     return problems
+
+
+def _frame_ok(src: bytes | None, dst: bytes | None, kind: str | None) -> bool:
+    if kind is None or src is None or dst is None:
+        return src == dst
+    if coding_digest(src) != coding_digest(dst):
+        return False
+    try:
+        (check_jpeg if kind == "jpeg" else check_j2k)(dst)
+    except PayloadError:
+        return False
+    return True
 
 
 def _dicom_tiles(copy: Path, plan: DeidPlan, source: Path) -> list[str]:
@@ -137,8 +166,9 @@ def _dicom_tiles(copy: Path, plan: DeidPlan, source: Path) -> list[str]:
             if (a.height, a.width, a.rows, a.columns) != (b.height, b.width, b.rows, b.columns):
                 problems.append(f"copy level {i} tile grid differs from source level {lv.index}")
                 continue
+            kind = frame_walk(a.transfer_syntax)
             same = all(
-                src.raw_tile(a.level, r, c) == dst.raw_tile(b.level, r, c)
+                _frame_ok(src.raw_tile(a.level, r, c), dst.raw_tile(b.level, r, c), kind)
                 for r in range(a.rows)
                 for c in range(a.columns)
             )

@@ -1,10 +1,12 @@
-"""Frame pass-through for DICOM WSI: each encoded frame (tile) becomes a chunk, unchanged.
+"""Frame pass-through for DICOM WSI: each encoded frame (tile) becomes a chunk, cleaned.
 
 Same layout as TIFF pass-through (passthrough.py): chunk = frame size, shards of whole frames,
-(c, y, x) with a `transpose` codec before the JPEG / JPEG 2000 bytes codec. The codec config is
-empty: the slide reader decodes frames with imagecodecs' defaults (`dicom_frames.decode`), and
-so does the chunk codec. Frames a TILED_SPARSE level does not store become missing chunks
-(fill 0), as the reader returns zeros for them.
+(c, y, x) with a `transpose` codec before the JPEG / JPEG 2000 bytes codec. Each frame is
+walked whole and cleaned first (slidegate.payload: COM, APPn, bytes after EOI / EOC removed,
+the pixels unchanged); a frame that cannot be walked raises `Unparsable` (re-encoded). The
+codec config is empty: the slide reader decodes frames with imagecodecs' defaults
+(`dicom_frames.decode`), and so does the chunk codec. Frames a TILED_SPARSE level does not
+store become missing chunks (fill 0), as the reader returns zeros for them.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import zarr
 
 from slidegate.convert.codecs import ImagecodecsJpeg, ImagecodecsJpeg2k, jpeg2k_available
 from slidegate.convert.encode import YXC
-from slidegate.convert.markers import check_j2k, check_jpeg
 from slidegate.convert.passthrough import shard_edge, shard_grid
 from slidegate.convert.shards import check_layout, write_shard
 from slidegate.formats.dicom_reader import DicomSlide, TileGrid
+from slidegate.payload import BandCleaner, clean_payloads
 
 _TS = "1.2.840.10008.1.2.4."
 JPEG_BASELINE = (_TS + "50",)  # 8-bit baseline only: what jpeg8_decode reads exactly
@@ -65,7 +67,7 @@ def copy_level(
     shards, chunks = arr.shards, arr.chunks
     assert shards is not None
     ky, kx = shards[1] // chunks[1], shards[2] // chunks[2]
-    check = check_jpeg if grid.transfer_syntax in JPEG_BASELINE else check_j2k
+    cleaner = BandCleaner("jpeg" if grid.transfer_syntax in JPEG_BASELINE else "j2k")
 
     def one(job: tuple[int, int]) -> int:
         sy, sx = job
@@ -75,9 +77,7 @@ def copy_level(
                 row, col = sy * ky + dy, sx * kx + dx
                 inside = row < grid.rows and col < grid.columns
                 payloads.append(slide.raw_tile(grid.level, row, col) if inside else None)
-        for payload in payloads:
-            if payload is not None:
-                check(payload)  # no metadata segment leaves with the pixels
+        payloads = clean_payloads(cleaner, payloads)  # nothing but coding data leaves
         return write_shard(array_dir, (0, sy, sx), payloads)
 
     jobs = list(shard_grid(arr))

@@ -6,7 +6,8 @@ path, file name, date or other metadata.
 
 Modes (`ConvertOptions.mode`, chosen by the profile's `conversion:` section):
 - "passthrough": JPEG / JPEG 2000 tiles of a tiled TIFF-family level are copied into the
-  chunks unchanged (see passthrough.py); a level that cannot pass through is written lossless.
+  chunks, cleaned of non-coding segments (see passthrough.py); a level that cannot pass through
+  is written lossless.
   Readers need the imagecodecs codecs registered (`slidegate.convert.codecs.register`).
 - "lossless": decode, re-encode with blosc zstd; opens with plain zarr + numcodecs.
 - "jpeg": decode, re-encode as JPEG at `quality` (imagecodecs codec, like pass-through).
@@ -30,7 +31,6 @@ import zarr
 
 from slidegate.convert import dicom_passthrough, encode, passthrough
 from slidegate.convert.codecs import register
-from slidegate.convert.markers import MetadataInTile
 from slidegate.convert.ngff import group_attributes
 from slidegate.convert.pyramid import PyramidBuilder, level_shapes
 from slidegate.convert.tiles import TiffTiles, TiledLevel
@@ -39,6 +39,7 @@ from slidegate.formats import RegionReader, open_reader
 from slidegate.formats.dicom_reader import DicomSlide, open_dicom
 from slidegate.formats.registry import handler_for
 from slidegate.models import DeidPlan, LevelFacts
+from slidegate.payload import Unparsable
 from slidegate.sources import SourceRef
 
 Mode = Literal["passthrough", "lossless", "jpeg"]
@@ -140,11 +141,13 @@ class _Source:
         self, group: zarr.Group, name: str, lv: LevelFacts, out: Path, shard: int
     ) -> bool:
         """Write level `lv` as array `name` by tile pass-through if the source allows it;
-        False (nothing written) if it does not, or if a tile carries a metadata segment."""
+        False (nothing written) if it does not, or if a tile cannot be walked (its
+        non-coding segments are removed by the copy; one that cannot be parsed is not copied)."""
         try:
             return self._copy_through(group, name, lv, out, shard)
-        except MetadataInTile:
-            log.warning("level %d: tiles carry metadata segments; re-encoding it", lv.index)
+        except Unparsable as exc:
+            log.warning("level %d: a tile cannot be walked (%s); re-encoding it", lv.index,
+                        exc.rule)  # fmt: skip
             shutil.rmtree(out / name, ignore_errors=True)
             return False
 

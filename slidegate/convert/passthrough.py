@@ -1,16 +1,21 @@
-"""Tile pass-through: a source level's compressed tiles become the Zarr chunks, unchanged.
+"""Tile pass-through: a source level's compressed tiles become the Zarr chunks, cleaned.
 
 Chunk shape = tile shape (samples, tile_h, tile_w); shards hold a whole number of tiles
 (the largest multiple of the tile not above the requested shard edge). The array is (c, y, x)
 as NGFF 0.5 requires, while a JPEG tile decodes to (y, x, c): a Zarr v3 `transpose` codec
 (order [1, 2, 0]) before the JPEG bytes codec maps one onto the other, so every chunk payload is
-the source tile byte for byte. Edge tiles are full-size in the source and edge chunks are
+the source tile byte for byte, once cleaned: every tile is walked whole (slidegate.payload, a
+band of tiles at a time, vectorised) and its non-coding segments (COM, APPn, bytes after EOI,
+JPEG 2000 COM) are removed losslessly; the shared JPEG tables too before they go into the codec
+configuration. A tile that cannot be walked raises `Unparsable` (the level is re-encoded).
+Edge tiles are full-size in the source and edge chunks are
 full-size in Zarr, so they match too. Zero-length source tiles become missing chunks (fill 0).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import base64
+from collections.abc import Iterator
 from concurrent.futures import Executor
 from pathlib import Path
 
@@ -20,15 +25,16 @@ import zarr
 from slidegate.convert.codecs import JPEG2K, PASSTHROUGH_COMPRESSIONS, jpeg2k_available
 from slidegate.convert.codecs import tile_codec as _tile_codec
 from slidegate.convert.encode import YXC  # chunk (c, y, x) <-> stored tile (y, x, c)
-from slidegate.convert.markers import MetadataInTile, check_j2k, check_jpeg
 from slidegate.convert.shards import (
     check_layout,
     put_shard,
+    shard_bytes,
     shard_from_buffer,
     shard_path,
     write_shard,
 )
 from slidegate.convert.tiles import TiffTiles, TiledLevel
+from slidegate.payload import BandCleaner, Unparsable, clean_jpeg_tables, clean_payloads
 
 
 def eligible(level: TiledLevel | None) -> bool:
@@ -38,12 +44,30 @@ def eligible(level: TiledLevel | None) -> bool:
     kind = PASSTHROUGH_COMPRESSIONS.get(int(level.page.compression))
     if kind is None or int(level.page.bitspersample) != 8:
         return False
+    if level.page.jpegheader is not None:  # NDPI: tiles are fragments of one stream
+        return False
     if level.page.jpegtables is not None:
         try:
-            check_jpeg(level.page.jpegtables)  # the tables go into the codec configuration
-        except MetadataInTile:
+            clean_jpeg_tables(level.page.jpegtables)  # they go into the codec configuration
+        except Unparsable:
             return False
     return kind != JPEG2K or jpeg2k_available()
+
+
+def cleaner_for(level: TiledLevel) -> BandCleaner:
+    return BandCleaner("jpeg" if int(level.page.compression) == 7 else "j2k")
+
+
+def serializer(level: TiledLevel) -> object:
+    """The chunk codec of `level`: tifffile's decoder configuration, with the shared JPEG
+    tables cleaned (no COM / APPn / trailing bytes reach zarr.json)."""
+    codec = _tile_codec(level.page)
+    tables = level.page.jpegtables
+    if tables is None:
+        return codec
+    config = {**codec.configuration,
+              "tables": base64.b64encode(clean_jpeg_tables(tables)).decode("ascii")}  # fmt: skip
+    return type(codec)(configuration=config)
 
 
 def shard_edge(tile: int, target: int, extent: int) -> int:
@@ -67,7 +91,7 @@ def create_array(
             shard_edge(level.tile_w, shard, level.width),
         ),
         filters=[YXC],
-        serializer=_tile_codec(level.page),
+        serializer=serializer(level),  # type: ignore[arg-type]
         compressors=None,
         fill_value=fill_value,
         dimension_names=["c", "y", "x"],
@@ -94,18 +118,22 @@ def shard_tiles(level: TiledLevel, ky: int, kx: int, sy: int, sx: int) -> list[i
 
 
 def copy_shard(
-    tiles: TiffTiles, level: TiledLevel, arr: zarr.Array, array_dir: Path, sy: int, sx: int
+    tiles: TiffTiles,
+    level: TiledLevel,
+    arr: zarr.Array,
+    array_dir: Path,
+    sy: int,
+    sx: int,
+    cleaner: BandCleaner | None = None,
 ) -> int:
-    """Copy the source tiles of shard (sy, sx) into its shard file; return bytes written."""
+    """Copy the cleaned source tiles of shard (sy, sx) into its shard file; return bytes
+    written."""
     ky, kx = tiles_per_shard(arr)
     wanted = shard_tiles(level, ky, kx, sy, sx)
     present = [i for i in wanted if i is not None]
     raw = iter(tiles.raw(level, present))
     payloads = [None if i is None else next(raw) for i in wanted]
-    check = check_jpeg if int(level.page.compression) == 7 else check_j2k
-    for payload in payloads:
-        if payload is not None:
-            check(payload)  # no metadata segment leaves with the pixels
+    payloads = clean_payloads(cleaner or cleaner_for(level), payloads)
     return write_shard(array_dir, (0, sy, sx), payloads)
 
 
@@ -127,13 +155,13 @@ def copy_level(
     shard written from views of that buffer with one gathered write; bands in parallel with
     `pool`."""
     ky, _ = tiles_per_shard(arr)
-    headers = HeaderCheck(check_jpeg if int(level.page.compression) == 7 else check_j2k)
+    cleaner = cleaner_for(level)  # shared: headers learnt once per level
     bands = range(-(-level.grid[0] // ky))
     if pool is None:
         for sy in bands:
-            copy_band(tiles, level, arr, array_dir, sy, headers)
+            copy_band(tiles, level, arr, array_dir, sy, cleaner)
     else:
-        list(pool.map(lambda sy: copy_band(tiles, level, arr, array_dir, sy, headers), bands))
+        list(pool.map(lambda sy: copy_band(tiles, level, arr, array_dir, sy, cleaner), bands))
 
 
 #: tiles read at once (a few MB): memory stays flat however wide the slide
@@ -146,9 +174,10 @@ def copy_band(
     arr: zarr.Array,
     array_dir: Path,
     sy: int,
-    headers: HeaderCheck,
+    cleaner: BandCleaner,
 ) -> int:
-    """Copy the shards of shard row `sy`, a few shards at a time; return bytes written."""
+    """Copy the shards of shard row `sy`, a few shards at a time, each tile cleaned; return
+    bytes written."""
     ky, kx = tiles_per_shard(arr)
     gy, gx = level.grid
     rows = range(sy * ky, min(gy, (sy + 1) * ky))
@@ -163,12 +192,13 @@ def copy_band(
         got = tiles.block(level, rows, c0, c1, scratch)
         if got is None:  # tiles scattered in the file: read them shard by shard
             for sx in range(g0, min(nx, g0 + group)):
-                written += copy_shard(tiles, level, arr, array_dir, sy, sx)
+                written += copy_shard(tiles, level, arr, array_dir, sy, sx, cleaner)
             continue
         buf, starts, counts = got
         scratch = buf.obj if isinstance(buf.obj, bytearray) else scratch
-        headers.verify(buf, starts, counts)
-        starts, counts = starts.reshape(len(rows), c1 - c0), counts.reshape(len(rows), c1 - c0)
+        changed = cleaner.clean(buf, starts, counts)  # flat index -> cleaned tile
+        width = c1 - c0
+        starts, counts = starts.reshape(len(rows), width), counts.reshape(len(rows), width)
         for sx in range(g0, min(nx, g0 + group)):
             x0 = sx * kx - c0
             cols = min(c1 - c0, x0 + kx) - x0
@@ -176,50 +206,31 @@ def copy_band(
             c_grid = np.zeros((ky, kx), np.int64)  # outside the level: missing chunks
             s_grid[: len(rows), :cols] = starts[:, x0 : x0 + cols]
             c_grid[: len(rows), :cols] = counts[:, x0 : x0 + cols]
-            data = shard_from_buffer(buf, s_grid.ravel(), c_grid.ravel())
+            data: bytes | list[bytes | memoryview] | None
+            if changed and any(r * width + x in changed for r in range(len(rows))
+                               for x in range(x0, x0 + cols)):  # fmt: skip
+                data = _cleaned_shard(buf, s_grid, c_grid, changed, width, x0)
+            else:
+                data = shard_from_buffer(buf, s_grid.ravel(), c_grid.ravel())
             if data is not None:
                 written += put_shard(folder / str(sx), data)
     return written
 
 
-class HeaderCheck:
-    """`check` (check_jpeg / check_j2k) of many tiles at the cost of a comparison: a tile
-    whose stream starts with a header that already passed passes too (the check reads nothing
-    beyond it); only tiles with a header not seen yet are parsed."""
-
-    MAX_HEADERS = 8
-
-    def __init__(self, check: Callable[[bytes], int | None]) -> None:
-        self.check = check
-        self.known: list[bytes] = []
-
-    def verify(self, buf: memoryview, starts: np.ndarray, counts: np.ndarray) -> None:
-        """Raise MetadataInTile if any tile buf[start : start + count] (count > 0) fails."""
-        todo = np.flatnonzero(counts > 0)
-        data = np.frombuffer(buf, np.uint8)
-        while todo.size:
-            todo = self._unknown(data, starts, counts, todo)
-            if not todo.size:
-                return
-            first, todo = int(todo[0]), todo[1:]
-            payload = bytes(buf[int(starts[first]) : int(starts[first] + counts[first])])
-            decided = self.check(payload)  # raises on a metadata segment
-            if decided is None or len(self.known) >= self.MAX_HEADERS:
-                for i in todo.tolist():  # headers all different: parse every tile
-                    self.check(bytes(buf[int(starts[i]) : int(starts[i] + counts[i])]))
-                return
-            self.known.append(payload[:decided])
-
-    def _unknown(
-        self, data: np.ndarray, starts: np.ndarray, counts: np.ndarray, todo: np.ndarray
-    ) -> np.ndarray:
-        """The tiles of `todo` that start with none of the known headers (vectorised)."""
-        for header in self.known:
-            n = len(header)
-            long_enough = todo[counts[todo] >= n + 2]
-            if not long_enough.size or data.size < n:
-                continue
-            heads = np.lib.stride_tricks.sliding_window_view(data, n)[starts[long_enough]]
-            same = (heads == np.frombuffer(header, np.uint8)).all(axis=1)
-            todo = np.setdiff1d(todo, long_enough[same], assume_unique=True)
-        return todo
+def _cleaned_shard(buf: memoryview, s_grid: np.ndarray, c_grid: np.ndarray,
+                   changed: dict[int, bytes], width: int, x0: int) -> bytes | None:  # fmt: skip
+    """A shard whose tiles (some cleaned) are assembled in memory."""
+    ky, kx = s_grid.shape
+    payloads: list[bytes | None] = []
+    for dy in range(ky):
+        for dx in range(kx):
+            flat = dy * width + x0 + dx
+            n = int(c_grid[dy, dx])
+            if not n:
+                payloads.append(None)
+            elif flat in changed:
+                payloads.append(changed[flat])
+            else:
+                s = int(s_grid[dy, dx])
+                payloads.append(bytes(buf[s : s + n]))
+    return shard_bytes(payloads)

@@ -9,8 +9,12 @@ OVERVIEW and THUMBNAIL instances are not written at all. Each file carries only:
 - every UID remapped (PS3.15 "U"): `2.25.<HMAC-SHA256(key, uid)>`, so one source UID always gets
   the same replacement and the levels still share Study, Series, Pyramid and FrameOfReference
   UIDs when the source levels did;
-- the pixel data copied frame by frame, byte for byte (encapsulated frames re-itemised with a
-  Basic Offset Table; native frames as they are), streamed: memory stays bounded.
+- the pixel data copied frame by frame (encapsulated frames re-itemised with a Basic Offset
+  Table; native frames as they are), streamed: memory stays bounded. A JPEG / JPEG 2000 frame
+  is walked whole and cleaned first (slidegate.payload: COM, APPn but a bare JFIF / Adobe
+  header, JP2 boxes, bytes after EOI / EOC removed; the pixels unchanged). A level whose
+  frames cannot be walked (JPEG-LS, JPEG XL: no walker; or a frame that does not parse) gets no
+  copy (`CopyNotPossible`).
 No private tag, date, time, name, description or free text is copied.
 """
 
@@ -29,10 +33,12 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
-from slidegate.formats.dicom_frames import EXPLICIT_LE, IMPLICIT_LE
+from slidegate.formats.dicom_frames import CODECS, EXPLICIT_LE, IMPLICIT_LE
 from slidegate.formats.dicom_layout import read_header
 from slidegate.formats.dicom_reader import DicomSlide
+from slidegate.formats.tiff_copy import CopyNotPossible
 from slidegate.models import DeidPlan
+from slidegate.payload import BandCleaner, Unparsable, clean_payloads
 
 _CODE = {"CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning"}
 #: keyword -> None (copy the value) or the children allowed inside the sequence's items
@@ -216,6 +222,37 @@ def _write_pixels(fh: BinaryIO, frames: Iterable[bytes], native: bool, n: int) -
     seek(end)
 
 
+def frame_walk(transfer_syntax: str) -> str | None:
+    """The payload walk ("jpeg" / "j2k") of this transfer syntax's frames; None for native
+    frames (pixels only); CopyNotPossible when frames of this syntax cannot be walked."""
+    if transfer_syntax in (IMPLICIT_LE, EXPLICIT_LE):
+        return None
+    kind = {"JPEG": "jpeg", "JPEG_LOSSLESS": "jpeg", "JPEG2000": "j2k"}.get(
+        CODECS.get(transfer_syntax, ("",))[0]
+    )
+    if kind is None:
+        raise CopyNotPossible(
+            f"DICOM frames in transfer syntax {transfer_syntax} cannot be walked for hidden "
+            "segments; no original-format copy is written for this slide",
+            reason="copy: frames cannot be walked",
+        )
+    return kind
+
+
+def _cleaned(frames: Iterable[bytes], kind: str | None) -> Iterable[bytes]:
+    if kind is None:
+        yield from frames
+        return
+    walk = BandCleaner(kind)
+    batch: list[bytes | None] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == 64:
+            yield from (f for f in clean_payloads(walk, batch) if f is not None)
+            batch = []
+    yield from (f for f in clean_payloads(walk, batch) if f is not None)
+
+
 def _uid_attributes(ds: Dataset, src: Dataset, plan: DeidPlan, uids: UidMap, part: str) -> None:
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
                     "PyramidUID", "ConcatenationUID", "SOPInstanceUID"):  # fmt: skip
@@ -241,6 +278,7 @@ def write_dicom_copy(source: Path, plan: DeidPlan, out: Path, key: bytes) -> lis
                 ds = _header(src, plan, uids, i + 1)
                 _uid_attributes(ds, src, plan, uids, f"{i}|{k}")
                 native = inst.transfer_syntax in (IMPLICIT_LE, EXPLICIT_LE)
+                kind = frame_walk(inst.transfer_syntax)
                 meta = FileMetaDataset()
                 meta.MediaStorageSOPClassUID = UID(str(src.SOPClassUID))
                 meta.MediaStorageSOPInstanceUID = UID(str(ds.SOPInstanceUID))
@@ -253,6 +291,13 @@ def write_dicom_copy(source: Path, plan: DeidPlan, out: Path, key: bytes) -> lis
                     ds.save_as(str(path), enforce_file_format=True)
                 with open(path, "r+b") as fh:
                     fh.seek(0, 2)
-                    _write_pixels(fh, frames, native, inst.frames)
+                    try:
+                        _write_pixels(fh, _cleaned(frames, kind), native, inst.frames)
+                    except Unparsable as exc:
+                        raise CopyNotPossible(
+                            f"a frame of level {i} cannot be walked (payload rule {exc.rule}); "
+                            "no original-format copy is written for this slide",
+                            reason=f"copy: {exc.reason}",
+                        ) from None
                 written.append(path)
     return written

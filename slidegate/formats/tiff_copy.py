@@ -9,9 +9,10 @@ and place the pixels (`PIXEL_TAGS`, copied from the source page) and the geometr
 no DateTime, Make, Model, Software, Artist, HostComputer, XMP, ICC, private tag or original
 ImageDescription. An SVS copy gets an Aperio ImageDescription rebuilt on every page from the
 plan's kept `aperio.*` values only (so OpenSlide still detects `aperio` and reports the MPP); a
-generic TIFF copy gets X/YResolution (per cm) from the plan's MPP. A JPEG / JPEG 2000 tile (or
-JPEGTables) that carries a metadata segment (COM, APPn; see convert/markers.py) cannot be
-copied unchanged: `CopyNotPossible`, and the slide gets no copy.
+generic TIFF copy gets X/YResolution (per cm) from the plan's MPP. Every JPEG / JPEG 2000
+tile and the JPEGTables are walked whole and cleaned first (slidegate.payload: COM, APPn but a
+bare JFIF / Adobe header, JP2 boxes, bytes after EOI / EOC removed; the entropy-coded data,
+so the pixels, unchanged). One that cannot be walked: `CopyNotPossible`, the slide gets no copy.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from slidegate.convert.markers import MetadataInTile, check_j2k, check_jpeg
 from slidegate.convert.tiles import TiffTiles, TiledLevel
 from slidegate.errors import SlidegateError
 from slidegate.models import DeidPlan, LevelFacts
+from slidegate.payload import BandCleaner, Unparsable, clean_jpeg_tables, clean_payloads
 from slidegate.sources import SourceRef
 
 #: plan format -> file suffix of its copy
@@ -170,8 +171,11 @@ def _entries(
         (325, table, tuple(counts)),
     ]
     for tag in level.page.tags:
-        if int(tag.code) in PIXEL_TAGS:
-            out.append((int(tag.code), PIXEL_TAGS[int(tag.code)], _tag_values(tag.value)))
+        code = int(tag.code)
+        if code == 347:  # JPEGTables: cleaned like the tiles
+            out.append((code, UNDEFINED, clean_jpeg_tables(bytes(tag.value))))
+        elif code in PIXEL_TAGS:
+            out.append((code, PIXEL_TAGS[code], _tag_values(tag.value)))
     if plan.format == "svs":
         out.append((270, ASCII, aperio_description(plan, lv, level).encode("ascii") + b"\0"))
     else:
@@ -179,25 +183,26 @@ def _entries(
     return out
 
 
-def _check_segments(level: TiledLevel, data: bytes) -> None:
+def cleaner(level: TiledLevel) -> BandCleaner | None:
+    """The payload walk of `level`'s tiles (None: not JPEG / JPEG 2000, copied as they are)."""
     code = int(level.page.compression)
     if code in JPEG_CODES:
-        check_jpeg(data)
-    elif code in J2K_CODES:
-        check_j2k(data)
+        return BandCleaner("jpeg")
+    return BandCleaner("j2k") if code in J2K_CODES else None
 
 
 def _copy_tiles(tiles: TiffTiles, level: TiledLevel, fh: BinaryIO) -> tuple[list[int], list[int]]:
     offsets: list[int] = []
     counts: list[int] = []
     n = int(level.offsets.size)
+    walk = cleaner(level)
     for start in range(0, n, BATCH):
-        for data in tiles.raw(level, range(start, min(n, start + BATCH))):
+        batch = tiles.raw(level, range(start, min(n, start + BATCH)))
+        for data in batch if walk is None else clean_payloads(walk, batch):
             if data is None:  # zero-length tile (Aperio quirk): stays empty
                 offsets.append(0)
                 counts.append(0)
                 continue
-            _check_segments(level, data)
             offsets.append(fh.tell())
             counts.append(len(data))
             fh.write(data)
@@ -234,17 +239,15 @@ def write_tiff_copy(source: SourceRef, plan: DeidPlan, out: Path) -> int:
             big = payload + (1 << 24) >= 1 << 32
             writer = _TiffOut(fh, byteorder, big)
             for lv, level in levels:
-                if level.page.jpegtables is not None:
-                    check_jpeg(level.page.jpegtables)
                 offsets, counts = _copy_tiles(tiles, level, fh)
                 writer.ifd(_entries(plan, lv, level, offsets, counts, big))
         part.replace(out)
-    except MetadataInTile:
+    except Unparsable as exc:
         part.unlink(missing_ok=True)
         raise CopyNotPossible(
-            f"slide {source}: a compressed tile carries a metadata segment, so it cannot be "
-            "copied byte for byte; no original-format copy is written for this slide",
-            reason="copy: metadata segment in tile",
+            f"slide {source}: a compressed tile cannot be walked (payload rule {exc.rule}), so "
+            "it cannot be cleaned losslessly; no original-format copy is written for this slide",
+            reason=f"copy: {exc.reason}",
         ) from None
     except BaseException:
         part.unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""The fast pass-through pieces: one-buffer shard assembly and the cached tile-header check."""
+"""The fast pass-through pieces: one-buffer shard assembly and the vectorised band cleaner."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import imagecodecs
 import numpy as np
 import pytest
 
-from slidegate.convert.markers import MetadataInTile, check_jpeg
-from slidegate.convert.passthrough import HeaderCheck
 from slidegate.convert.shards import shard_bytes, shard_from_buffer
+from slidegate.payload import BandCleaner, Unparsable
 
 
 def _tiles(n: int) -> list[bytes]:
@@ -35,19 +34,18 @@ def test_shard_from_buffer_equals_shard_bytes() -> None:
     assert shard_from_buffer(memoryview(buf), s, np.zeros_like(c)) is None
 
 
-def test_header_check_parses_new_headers_and_refuses_metadata() -> None:
+def test_band_cleaner_learns_headers_and_cleans_metadata() -> None:
     tiles = _tiles(40)
-    com = tiles[7][:2] + b"\xff\xfe\x00\x07secret" + tiles[7][2:]  # a COM segment
+    com = tiles[7][:2] + b"\xff\xfe\x00\x08secret" + tiles[7][2:]  # a COM segment
     buf = b"".join([*tiles, com])
     lengths = [len(t) for t in [*tiles, com]]
     starts = np.cumsum([0, *lengths[:-1]])
     counts = np.array(lengths)
-    check = HeaderCheck(check_jpeg)
-    check.verify(memoryview(buf), starts[:-1], counts[:-1])  # 40 tiles, one header parsed
-    assert len(check.known) == 1
-    with pytest.raises(MetadataInTile):
-        check.verify(memoryview(buf), starts, counts)
+    cleaner = BandCleaner("jpeg")
+    assert cleaner.clean(memoryview(buf), starts[:-1], counts[:-1]) == {}  # one header walked
+    assert len(cleaner.known) == 1
+    assert cleaner.clean(memoryview(buf), starts, counts) == {40: tiles[7]}
     truncated = counts.copy()
-    truncated[0] = len(check.known[0]) + 1  # too short to be judged by its header alone
-    with pytest.raises(MetadataInTile):
-        check.verify(memoryview(buf), starts[:1], truncated[:1])
+    truncated[0] = len(cleaner.known[0][0]) + 1  # its scan never ends
+    with pytest.raises(Unparsable):
+        cleaner.clean(memoryview(buf), starts[:1], truncated[:1])

@@ -20,6 +20,7 @@ from slidegate.convert.shards import read_index, shard_bytes
 from slidegate.deid import load_deid_policy, plan_deid
 from slidegate.formats import read_facts
 from slidegate.models import DeidPlan
+from slidegate.payload import clean_j2k, clean_jpeg
 
 PSEUDO = "s-0123456789abcdef"
 SVS = "aperio-svs/CMU-1-Small-Region.svs"
@@ -42,9 +43,14 @@ def _levels(source: Path) -> list[tifffile.TiffPage]:
         return [lv.keyframe for lv in tif.series[0].levels]
 
 
+def _cleaned(tile: bytes) -> bytes:
+    return clean_jpeg(tile) if tile[:2] == b"\xff\xd8" else clean_j2k(tile)
+
+
 def assert_chunks_are_source_tiles(source: Path, out: Path, n_levels: int) -> int:
-    """Every chunk payload in every shard equals the source tile at the same grid position;
-    zero-length tiles are missing chunks. Returns the number of tiles compared."""
+    """Every chunk payload in every shard equals the source tile at the same grid position,
+    cleaned of its non-coding segments (OpenJPEG's COM, for one); zero-length tiles are missing
+    chunks. Returns the number of tiles compared."""
     compared = 0
     with tifffile.TiffFile(source) as tif, open(source, "rb") as fh:
         pages = [lv.keyframe for lv in tif.series[0].levels][:n_levels]
@@ -71,7 +77,7 @@ def assert_chunks_are_source_tiles(source: Path, out: Path, n_levels: int) -> in
                     if not want:
                         assert offset == nbytes == 2**64 - 1
                     else:
-                        assert data[offset : offset + nbytes] == want
+                        assert data[offset : offset + nbytes] == _cleaned(want)
                     compared += 1
     return compared
 
@@ -273,7 +279,8 @@ def test_real_dicom_frames_pass_through(real_slides: Path, policies_dir: Path, t
             r, c = divmod(k, across)
             data = (out / str(i) / "c" / "0" / str(r // ky) / str(c // kx)).read_bytes()
             offset, nbytes = read_index(data, ky * kx)[(r % ky) * kx + c % kx]
-            assert data[offset : offset + nbytes] == frame, f"level {i} frame {k}"
+            chunk = data[offset : offset + nbytes]
+            assert chunk == clean_jpeg(frame), f"level {i} frame {k}"  # an odd frame's pad
         arr: Any = group[str(i)]
         got = np.asarray(arr[:]).transpose(1, 2, 0)
         h, w = got.shape[:2]
@@ -316,21 +323,23 @@ def _com(data: bytes, text: bytes) -> bytes:
     return data[:2] + b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text + data[2:]
 
 
-def test_tiles_with_metadata_segments_are_re_encoded(policies_dir: Path, tmp_path: Path) -> None:
-    """A COM segment inside a tile would be published unseen: that level is re-encoded."""
+def test_tiles_with_metadata_segments_are_cleaned(policies_dir: Path, tmp_path: Path) -> None:
+    """A COM segment inside a tile would be published unseen: it is removed, and the tile
+    still passes through (the rest of its bytes unchanged, the pixels those of the source)."""
     import imagecodecs
 
-    from slidegate.convert.markers import MetadataInTile, check_j2k, check_jpeg
+    from slidegate.payload import PayloadError, check_j2k, check_jpeg
 
     img = np.random.default_rng(3).integers(0, 255, (300, 400, 3), dtype=np.uint8)
     secret = b"CANARY-COM-0f3a9c"
-    tiles = []
+    plain, tiles = [], []
     for y in range(0, 300, 128):
         for x in range(0, 400, 128):
             block = np.zeros((128, 128, 3), np.uint8)
             part = img[y : y + 128, x : x + 128]
             block[: part.shape[0], : part.shape[1]] = part
-            tiles.append(_com(bytes(imagecodecs.jpeg8_encode(block, level=90)), secret))
+            plain.append(bytes(imagecodecs.jpeg8_encode(block, level=90)))
+            tiles.append(_com(plain[-1], secret))
     source = tmp_path / "com.tif"
     with tifffile.TiffWriter(source) as w:
         w.write(iter(tiles), shape=img.shape, dtype=np.uint8, tile=(128, 128), compression=7,
@@ -339,10 +348,12 @@ def test_tiles_with_metadata_segments_are_re_encoded(policies_dir: Path, tmp_pat
     _convert(source, policies_dir, out)
     meta = json.loads((out / "0" / "zarr.json").read_text())
     names = [c["name"] for c in meta["codecs"][0]["configuration"]["codecs"]]
-    assert "numcodecs.imagecodecs_jpeg" not in names  # re-encoded (lossless), not copied
+    assert "numcodecs.imagecodecs_jpeg" in names  # passed through, cleaned
     assert not any(secret in p.read_bytes() for p in out.rglob("*") if p.is_file())
+    shard = (out / "0" / "c" / "0" / "0" / "0").read_bytes()
+    assert plain[0] in shard and plain[-1] in shard
     assert_pixels_equal_tifffile(source, out, 1)
-    with pytest.raises(MetadataInTile):
+    with pytest.raises(PayloadError):
         check_jpeg(tiles[0])
     check_jpeg(bytes(imagecodecs.jpeg8_encode(img, level=90)))  # plain JFIF passes
-    check_j2k(bytes(imagecodecs.jpeg2k_encode(img, level=40, codecformat="j2k")))
+    check_j2k(clean_j2k(bytes(imagecodecs.jpeg2k_encode(img, level=40, codecformat="j2k"))))

@@ -1,5 +1,5 @@
-"""De-identified DICOM WSI copy (original format): pyramid frames byte-identical, no label,
-overview or thumbnail, no identifying attribute, UIDs remapped consistently. Checked with
+"""De-identified DICOM WSI copy (original format): pyramid frames byte-identical once cleaned,
+no label, overview or thumbnail, no identifying attribute, UIDs remapped consistently. Checked with
 OpenSlide (its DICOM reader lists associated images) and pydicom."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from slidegate.deid.policy import load_deid_policy
 from slidegate.formats import read_facts
 from slidegate.formats.dicom_copy import write_dicom_copy
 from slidegate.formats.dicom_reader import open_dicom
+from slidegate.payload import clean_j2k, clean_jpeg
 from slidegate.synth.dicom import write_dicom_wsi
 
 POLICY = Path(__file__).resolve().parents[2] / "policies" / "deid" / "dicom.yaml"
@@ -28,11 +29,21 @@ def _copy(source: Path, out: Path, key: bytes = KEY) -> list[Path]:
     return write_dicom_copy(source, plan, out, key)
 
 
+def _cleaned(frame: bytes | None) -> bytes | None:
+    """A frame without its non-coding segments, padded to even length as DICOM stores it."""
+    if frame is None or frame[:2] not in (b"\xff\xd8", b"\xff\x4f"):
+        return frame  # native
+    out = clean_jpeg(frame) if frame[:2] == b"\xff\xd8" else clean_j2k(frame)
+    return out + b"\x00" * (len(out) % 2)
+
+
 def _same_tiles(a: Path, b: Path) -> bool:
+    """Every frame of the copy is the source's, cleaned (bytes after EOI / EOC, JPEG 2000
+    COM, any COM / APPn but the bare JFIF header removed)."""
     with open_dicom(a) as src, open_dicom(b) as dst:
         assert [(g.height, g.width) for g in src.grids] == [(g.height, g.width) for g in dst.grids]
         return all(
-            src.raw_tile(g.level, r, c) == dst.raw_tile(g.level, r, c)
+            _cleaned(src.raw_tile(g.level, r, c)) == dst.raw_tile(g.level, r, c)
             for g in src.grids
             for r in range(g.rows)
             for c in range(g.columns)

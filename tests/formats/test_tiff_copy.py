@@ -21,6 +21,7 @@ from slidegate.deid.policy import load_deid_policy
 from slidegate.formats import read_facts
 from slidegate.formats.tiff_copy import ALLOWED_TAGS, CopyNotPossible, write_tiff_copy
 from slidegate.models import DeidPlan
+from slidegate.payload import clean_j2k, clean_jpeg
 from slidegate.synth.canary import ScanTime
 from slidegate.synth.label import render_label, render_macro
 from slidegate.synth.svs import SvsMeta, write_svs
@@ -53,6 +54,12 @@ def _raw_tiles(page: tifffile.TiffPage) -> list[bytes]:
     return out
 
 
+def _cleaned(tile: bytes, compression: int) -> bytes:
+    if not tile or compression not in (7, 33003, 33005, 34712):
+        return tile
+    return clean_jpeg(tile) if compression == 7 else clean_j2k(tile)
+
+
 def _assert_clean_copy(
     source: Path, out: Path, vendor: str, canaries: list[str]
 ) -> tuple[DeidPlan, Path]:
@@ -72,7 +79,10 @@ def _assert_clean_copy(
             if lv.index > 0 and lv.page == 0:  # a SubIFD level of page 0 (generic TIFF)
                 src_page = src.pages[0].pages[lv.index - 1]  # type: ignore[union-attr,index]
             assert isinstance(src_page, tifffile.TiffPage)
-            assert _raw_tiles(page) == _raw_tiles(src_page)  # every tile byte for byte
+            # every tile byte for byte, once cleaned (OpenJPEG's COM, for one, is removed)
+            assert _raw_tiles(page) == [
+                _cleaned(t, int(src_page.compression)) for t in _raw_tiles(src_page)
+            ]
         np.testing.assert_array_equal(dst.pages[0].asarray(), src.pages[0].asarray())
     data = copy.read_bytes()
     lowered = data.lower()
@@ -189,15 +199,10 @@ def test_copy_check_finds_changed_tile_and_extra_tag(tmp_path: Path) -> None:
     assert any("whitelist" in p for p in check_copy(tagged, plan, planted.path))
 
 
-def test_tile_with_comment_segment_gets_no_copy(tmp_path: Path) -> None:
-    """A JPEG tile holding a COM segment cannot be copied byte for byte: no copy, no file."""
-    secret = _canary("COMM").encode()
-    tile = imagecodecs.jpeg8_encode(np.full((128, 128, 3), 90, np.uint8), level=80)
-    tile = tile[:2] + b"\xff\xfe" + (len(secret) + 2).to_bytes(2, "big") + secret + tile[2:]
-    source = tmp_path / "comment.tif"
+def _jpeg_tiff(path: Path, tiles: list[bytes]) -> Path:
     tifffile.imwrite(
-        source,
-        iter([tile] * 4),
+        path,
+        iter(tiles),
         shape=(256, 256, 3),
         dtype=np.uint8,
         tile=(128, 128),
@@ -205,9 +210,36 @@ def test_tile_with_comment_segment_gets_no_copy(tmp_path: Path) -> None:
         photometric="rgb",
         metadata=None,
     )
+    return path
+
+
+def test_tile_with_comment_segment_is_copied_cleaned(tmp_path: Path) -> None:
+    """A COM segment and text after EOI are removed from the copied tile; the rest of the
+    tile is copied byte for byte and decodes to the source's pixels."""
+    secret = _canary("COMM").encode()
+    plain = bytes(imagecodecs.jpeg8_encode(np.full((128, 128, 3), 90, np.uint8), level=80))
+    tile = plain[:2] + b"\xff\xfe" + (len(secret) + 2).to_bytes(2, "big") + secret + plain[2:]
+    source = _jpeg_tiff(tmp_path / "comment.tif", [tile, plain + secret, tile, plain])
     facts = read_facts(source, source.name)
     plan = plan_deid(facts, load_deid_policy(POLICIES / "tiff.yaml"), PSEUDONYM)
-    with pytest.raises(CopyNotPossible):
+    copy = tmp_path / "copy.tiff"
+    write_tiff_copy(source, plan, copy)
+    assert secret not in copy.read_bytes()
+    assert check_copy(copy, plan, source) == []
+    with tifffile.TiffFile(str(copy)) as tif:
+        page = tif.pages[0]
+        assert isinstance(page, tifffile.TiffPage)
+        assert _raw_tiles(page) == [plain] * 4
+        np.testing.assert_array_equal(page.asarray(), tifffile.imread(source))
+
+
+def test_tile_that_cannot_be_walked_gets_no_copy(tmp_path: Path) -> None:
+    """A truncated tile cannot be cleaned losslessly: no copy, no file."""
+    plain = bytes(imagecodecs.jpeg8_encode(np.full((128, 128, 3), 90, np.uint8), level=80))
+    source = _jpeg_tiff(tmp_path / "cut.tif", [plain, plain[:-40], plain, plain])
+    facts = read_facts(source, source.name)
+    plan = plan_deid(facts, load_deid_policy(POLICIES / "tiff.yaml"), PSEUDONYM)
+    with pytest.raises(CopyNotPossible, match="payload rule jpeg"):
         write_tiff_copy(source, plan, tmp_path / "copy.tiff")
     assert not (tmp_path / "copy.tiff").exists()
     assert not (tmp_path / "copy.tiff.part").exists()
