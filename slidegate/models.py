@@ -123,6 +123,16 @@ class Finding(Frozen):
     file: str  # path relative to the output root
 
 
+class SlideSignature(Frozen):
+    """What the risk model and the ledger need of a slide's published pixels, computed on the
+    worker that wrote them (kilobytes, PHI-free): the linkage feature vector of the lowest
+    level, its perceptual hash, and the sha256 of the central level-0 tile's decoded pixels."""
+
+    features: tuple[float, ...]
+    phash: str
+    tile_sha256: str
+
+
 class SlideReport(Frozen):
     """Outcome of one slide through one stage. PHI-free: safe for Prefect and reports."""
 
@@ -142,3 +152,4 @@ class SlideReport(Frozen):
     levels: int = 0
     size: int = 0
     detail: dict[str, int] = {}  # counts, e.g. {"fields_dropped": 12, "images_dropped": 3}
+    signature: SlideSignature | None = None  # set by the audit stage once the output passed

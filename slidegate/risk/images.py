@@ -16,15 +16,21 @@ TILE = 512
 
 
 def _rgb(arr: NDArray[np.generic]) -> NDArray[np.uint8]:
+    """(H, W, 3) uint8 for the risk model, whatever the channel count and bit depth. RGB stays
+    as it is; any other count (grey, fluorescence, multiplex) becomes a brightfield-like
+    projection: the brightest channel at each pixel, inverted when the background (the median)
+    is dark, so tissue is dark on white as in a brightfield slide."""
     a = np.asarray(arr)
     if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
-    if a.shape[2] == 1:
-        a = np.repeat(a, 3, axis=2)
-    a = a[..., :3]
+        a = a[..., None]
     if a.dtype != np.uint8:
         top = float(a.max()) or 1.0
         a = (a.astype(np.float64) * (255.0 / top)).astype(np.uint8)
+    if a.shape[2] != 3:
+        a = a.max(axis=2, keepdims=True)
+        if np.median(a) < 128:
+            a = 255 - a
+        a = np.repeat(a, 3, axis=2)
     return np.ascontiguousarray(a)
 
 

@@ -15,18 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from slidegate.ledger import Ledger, LedgerEntry, LedgerFlag
-from slidegate.models import SlideReport
+from slidegate.models import SlideReport, SlideSignature
 from slidegate.profile import Policies
-from slidegate.risk.images import perceptual_hash, zarr_lowest_level, zarr_tile_hash
-from slidegate.risk.linkage import slide_features
 from slidegate.risk.model import assess_cohort
 from slidegate.risk.qiset import column_roles
 from slidegate.risk.report import risk_markdown, risk_plot_png
 from slidegate.risk.result import CohortRisk
+from slidegate.risk.signature import feature_vector, sign_output
 from slidegate.risk.taxonomy import SlideTaxonomy, slide_taxonomy, table_taxonomy
 
 #: opens a staged output by its location (`SlideReport.output_path`) as a zarr group
@@ -106,16 +104,26 @@ class RiskStage:
         private.write_text(json.dumps(approved, indent=1), encoding="utf-8")
 
 
-def output_images(
+def signatures(
     reports: Mapping[str, SlideReport], open_output: OpenOutput | None = None
-) -> dict[str, np.ndarray]:
-    """slide pseudonym -> lowest level of its staged output (slides with an output only)."""
-    out = {}
+) -> tuple[dict[str, SlideSignature], dict[str, str]]:
+    """slide pseudonym -> its signature, as its task computed it (slides with an output only);
+    a report without one (written by an older task) is signed here. Second: slides whose
+    output could not be read, with the reason (they are withheld, the rest goes on)."""
+    out: dict[str, SlideSignature] = {}
+    unreadable: dict[str, str] = {}
     for slide, rep in reports.items():
-        staged = _staged(rep, open_output)
-        if staged is not None:
-            out[slide] = zarr_lowest_level(staged)
-    return out
+        if rep.signature is not None:
+            out[slide] = rep.signature
+            continue
+        try:
+            staged = _staged(rep, open_output)
+            if staged is not None:
+                out[slide] = sign_output(staged)
+        except Exception as exc:  # one unreadable output must not sink the cohort
+            log.warning("slide %s withheld: risk inputs unreadable (%s)", slide, type(exc).__name__)
+            unreadable[slide] = f"risk: output unreadable for the risk model ({type(exc).__name__})"
+    return out, unreadable
 
 
 def _staged(rep: SlideReport, open_output: OpenOutput | None) -> Any:
@@ -153,8 +161,10 @@ def score_release(
             withheld[t.slide] = "taxonomy: identifying part left (" + "; ".join(t.left) + ")"
     if population is None and pol.population is not None:
         population = pd.read_csv(pol.population, dtype=str, keep_default_na=False)
-    images = output_images({s: reports[s] for s in candidates if s in reports}, open_output)
-    features = {s: slide_features(img) for s, img in images.items()}
+    mine = {s: reports[s] for s in candidates if s in reports}
+    signed, unreadable = signatures(mine, open_output)
+    withheld.update({s: r for s, r in unreadable.items() if s not in withheld})
+    features = {s: feature_vector(sig) for s, sig in signed.items()}
     table = scored[~scored[pol.slide_column].isin(set(withheld))].reset_index(drop=True)
     roles = column_roles(policies.metadata, pol)
     risk = assess_cohort(
@@ -177,13 +187,13 @@ def score_release(
     entries: list[LedgerEntry] = []
     flags: list[LedgerFlag] = []
     if ledger is not None:
-        for s, img in images.items():
+        for s, sig in signed.items():
             pid = (patient_ids or {}).get(s, "")
             entries.append(
                 LedgerEntry(
                     slide=s,
-                    tile_sha256=zarr_tile_hash(_staged(reports[s], open_output)),
-                    phash=perceptual_hash(img),
+                    tile_sha256=sig.tile_sha256,
+                    phash=sig.phash,
                     patient_fp=ledger.patient_fingerprint(pid),
                 )
             )

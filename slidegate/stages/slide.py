@@ -24,6 +24,7 @@ from slidegate.formats import read_facts
 from slidegate.formats.original_copy import copy_suffix, write_original_copy
 from slidegate.formats.tiff_copy import CopyNotPossible
 from slidegate.models import DeidPlan, SlideFacts, SlideReport
+from slidegate.risk.signature import sign_output
 from slidegate.settings import slide_threads
 from slidegate.sources import S3Ref, slide_source
 from slidegate.spec import CohortSlide
@@ -185,8 +186,14 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         )
         reason = "audit: re-open check failed (" + "; ".join(problems)[:300] + ")"
         return quarantine(report, "audit", reason).model_copy(update=update)
-    # with staging on S3 both outputs leave the worker: publishing needs no shared disk
     out, name = Path(report.output_path), f"{report.pseudonym}.ome.zarr"
+    try:  # the risk model's and the ledger's inputs, computed here: the cohort holds no images
+        update["signature"] = sign_output(out)
+    except Exception as exc:  # unreadable: this slide only is quarantined
+        log.error("slide %s quarantined: output unreadable for the risk model", report.slide_id)
+        reason = f"audit: output unreadable for the risk model ({type(exc).__name__})"
+        return quarantine(report, "audit", reason).model_copy(update=update)
+    # with staging on S3 both outputs leave the worker: publishing needs no shared disk
     update["output_path"] = stage_out(out, ctx.settings, ctx.release, name)
     if report.copy_path is not None:
         copy = Path(report.copy_path)
