@@ -1,15 +1,17 @@
 """The cohort risk model with mitigation (DESIGN.md section 4, after Holub et al. 2023).
 
 Per patient h: `R(h) = P(attack) * (1 - (1 - r_qi(h)) * (1 - P(ref) * r_img(h)))`, with r_qi the
-prosecutor (or, given a population table, journalist) risk over the quasi-identifiers and r_img
-the image-linkage risk (prior by relation and number of slides, and/or the empirical pi_max
-match rate). The cohort passes when max R <= max_risk and mean R <= max_mean_risk.
+prosecutor (or, given a population table, journalist) risk over the quasi-identifiers, through
+any of the patient's published rows (slidegate.risk.kanon), and r_img the image-linkage risk
+(prior by relation and number of slides, and/or the empirical pi_max match rate). The cohort
+passes when max R <= max_risk and mean R <= max_mean_risk.
 
-Mitigation, in order, until the cohort passes or a limit is hit: (1) generalise along the
-hierarchies, least information loss first, within the profile's max levels; (2) suppress the
-patients still above max_risk, up to max_suppression of them; (3) cap slides per patient,
-keeping the least linkable slides, down to min_slides_per_patient; (4) withhold the cohort.
-Every step is recorded. Everything here is PHI-free: pseudonyms, generalised values, figures.
+Mitigation (slidegate.risk.mitigate) searches every generalisation-lattice node within the
+profile's max levels and every slides-per-patient cap down to min_slides_per_patient,
+suppressing patients one at a time (classes recomputed after each) until both limits hold or
+max_suppression is spent, and chooses the passing attempt with the least information loss.
+The chosen table is then scored again from scratch; only if that passes is anything released.
+Everything here is PHI-free: pseudonyms, generalised values, figures, rule ids.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,30 +29,27 @@ from slidegate.pseudonym import PSEUDONYM_RE
 from slidegate.risk.kanon import equivalence_class_sizes
 from slidegate.risk.ladders import Hierarchies
 from slidegate.risk.linkage import AttackResult, linkability, pi_max_attack, prior_risk
+from slidegate.risk.mitigate import (
+    EPS,
+    Attempt,
+    cell_losses,
+    choose,
+    composite,
+    greedy_suppression,
+    table_loss,
+)
+from slidegate.risk.outcome import Eval, Image, build_result
 from slidegate.risk.policy import RiskLimits, RiskPolicy
 from slidegate.risk.qi import journalist_risk
-from slidegate.risk.result import CohortRisk, PatientRisk, Step, attack_summary, qi_summary
-
-_EPS = 1e-9
-
-
-@dataclass
-class _State:
-    levels: dict[str, str]
-    cap: int | None = None
-    suppressed: list[str] = field(default_factory=list)
+from slidegate.risk.result import CohortRisk
 
 
 @dataclass(frozen=True)
-class _Eval:
-    table: pd.DataFrame  # generalised, capped
-    r_qi: pd.Series
-    ec: pd.Series
-    r_prior: pd.Series
-    r_emp: pd.Series
-    r_img: pd.Series
-    r: pd.Series  # R(h) for every patient
-    attack: AttackResult | None
+class Search:
+    attempts: tuple[Attempt, ...]
+    best: Attempt
+    n_passing: int
+    images: dict[int | None, Image]
 
 
 class RiskModel:
@@ -76,6 +74,8 @@ class RiskModel:
         self.link = linkability(
             {s: f for s, f in self.features.items() if s in self.owner}, self.owner
         )
+        self.n_patients = int(self.table[pc].nunique())
+        self.budget = math.floor(limits.max_suppression * self.n_patients + EPS)
 
     # --- pieces ---------------------------------------------------------------------------
     def generalise(self, df: pd.DataFrame, levels: Mapping[str, str]) -> pd.DataFrame:
@@ -97,28 +97,29 @@ class RiskModel:
         kept = order.groupby(pc, sort=False).head(cap).drop(columns="_l")
         return df[df[sc].isin(set(kept[sc]))]
 
-    def evaluate(self, state: _State, *, attack: bool = True) -> _Eval:
-        pol, lim = self.policy, self.limits
+    def population_at(self, levels: Mapping[str, str]) -> pd.DataFrame | None:
+        if self.population is None:
+            return None
+        pop = self.generalise(self.population.fillna("").astype(str), levels)
+        pop["count"] = pd.to_numeric(self.population["count"])
+        return pop
+
+    def image(self, df: pd.DataFrame) -> Image:
+        """r_img per patient of `df` (the prior, the empirical pi_max rate, or the larger)."""
+        pol = self.policy
         pc, sc = pol.patient_column, pol.slide_column
-        df = self.capped(self.generalise(self.table, state.levels), state.cap)
-        ec = equivalence_class_sizes(df, self.qis, pc)
-        r_qi = 1.0 / ec.astype("float64")
-        if self.population is not None:
-            pop = self.generalise(self.population.fillna("").astype(str), state.levels)
-            pop["count"] = pd.to_numeric(self.population["count"])
-            r_qi = journalist_risk(df, self.qis, pc, pop)
-        patients = ec.index
+        patients = pd.Index(df[pc].drop_duplicates())
         prior = pd.Series(0.0, index=patients)
         emp = pd.Series(0.0, index=patients)
-        result = None
+        result: AttackResult | None = None
         link = pol.image_linkage
         if link is not None:
             pr = link.priors
-            for patient, rows in df.groupby(pc):
+            for patient, rows in df.groupby(pc, sort=False):
                 pairs = list(zip(rows[link.block_column], rows[link.specimen_column], strict=True))
                 prior[patient] = prior_risk(pairs, pr.same_block, pr.other_block, pr.other_specimen)
             feats = {s: self.features[s] for s in df[sc] if s in self.features}
-            if attack and feats and link.estimate != "prior":
+            if feats and link.estimate != "prior":
                 result = pi_max_attack(feats, self.owner, link.draws, link.seed)
                 for patient, rate in result.per_patient.items():
                     emp[patient] = rate
@@ -127,247 +128,91 @@ class RiskModel:
         elif link.estimate == "empirical":
             r_img = emp
         else:
-            r_img = np.maximum(prior, emp)
-        r = lim.p_attack * (1.0 - (1.0 - r_qi) * (1.0 - lim.p_ref * r_img))
-        return _Eval(
-            df, r_qi, ec, prior, emp, pd.Series(r_img, index=patients), r.astype("float64"), result
-        )
+            r_img = pd.Series(np.maximum(prior, emp), index=patients)
+        return Image(prior, emp, r_img, result)
 
-    def _fails(self, ev: _Eval, suppressed: list[str]) -> tuple[int, bool]:
-        """(patients above max_risk among the kept, cohort fails)."""
-        kept = ev.r.drop(index=[p for p in suppressed if p in ev.r.index])
-        above = int((kept > self.limits.max_risk + _EPS).sum())
-        mean_bad = bool(len(kept)) and float(kept.mean()) > self.limits.max_mean_risk + _EPS
-        return above, above > 0 or mean_bad or len(kept) == 0
+    def evaluate(self, df: pd.DataFrame, img: Image, levels: Mapping[str, str]) -> Eval:
+        """Score `df` from scratch (the pure functions of slidegate.risk.kanon / qi)."""
+        pc = self.policy.patient_column
+        ec = equivalence_class_sizes(df, self.qis, pc)
+        r_qi = 1.0 / ec.astype("float64")
+        pop = self.population_at(levels)
+        if pop is not None and len(ec):
+            r_qi = journalist_risk(df, self.qis, pc, pop)
+        r_img = img.r_img.reindex(ec.index).fillna(0.0)
+        r = pd.Series(composite(self.limits, r_qi.to_numpy(), r_img.to_numpy()), index=ec.index)
+        return Eval(df, r_qi, ec, r_img, r.astype("float64"))
 
-    def _suppress(self, ev: _Eval) -> list[str]:
-        above = ev.r[ev.r > self.limits.max_risk + _EPS].sort_values(ascending=False)
-        budget = math.floor(self.limits.max_suppression * len(ev.r) + _EPS)
-        return [str(p) for p in above.index[:budget]]
+    def fails(self, ev: Eval) -> bool:
+        lim = self.limits
+        if not len(ev.r):
+            return True
+        return bool(ev.r.max() > lim.max_risk + EPS or ev.r.mean() > lim.max_mean_risk + EPS)
 
-    def _lattice(self) -> list[dict[str, str]]:
+    def lattice(self) -> list[dict[str, str]]:
+        """Every combination of levels within the profile's limits, least generalised first."""
         axes = []
         for col, rule in self.policy.generalisation.items():
             ladder = self.hier.get(rule.hierarchy)
             lo = ladder.index(rule.released_at)
             hi = ladder.index(self.limits.max_levels.get(col, rule.released_at))
-            axes.append(
-                [
-                    (col, ladder.levels[i], (i - lo) / max(1, len(ladder.levels) - 1 - lo))
-                    for i in range(lo, max(lo, hi) + 1)
-                ]
-            )
-        nodes = []
-        for combo in itertools.product(*axes):
-            loss = sum(c[2] for c in combo)
-            nodes.append((loss, {c[0]: c[1] for c in combo}))
-        nodes.sort(key=lambda n: (round(n[0], 9), sorted(n[1].items())))
+            axes.append([(col, ladder.levels[i], i - lo) for i in range(lo, max(lo, hi) + 1)])
+        nodes = [
+            (sum(c[2] for c in combo), {c[0]: c[1] for c in combo})
+            for combo in itertools.product(*axes)
+        ]
+        nodes.sort(key=lambda n: (n[0], sorted(n[1].items())))
         return [n for _, n in nodes] or [{}]
 
+    def caps(self) -> list[int | None]:
+        sizes = self.table.groupby(self.policy.patient_column).size()
+        most = int(sizes.max()) if len(sizes) else 0
+        low = self.limits.min_slides_per_patient
+        return [None, *(range(most - 1, low - 1, -1) if most > low else [])]
+
     # --- the model ------------------------------------------------------------------------
+    def search(self) -> Search:
+        pc, sc = self.policy.patient_column, self.policy.slide_column
+        nodes = self.lattice()
+        general = [self.generalise(self.table, node) for node in nodes]
+        losses = [cell_losses(self.table, g, self.qis) for g in general]
+        pops = [self.population_at(node) for node in nodes]
+        attempts: list[Attempt] = []
+        images: dict[int | None, Image] = {}
+        for cap in self.caps():
+            in_cap = self.table[sc].isin(set(self.capped(self.table, cap)[sc])).to_numpy()
+            images[cap] = img = self.image(self.table[in_cap])
+            r_img = {str(p): float(v) for p, v in img.r_img.items()}
+            for rank, node in enumerate(nodes):
+                gen = general[rank][in_cap]
+                sup, passed, mx, mean = greedy_suppression(
+                    gen, self.qis, pc, r_img, self.limits, self.budget, pops[rank]
+                )
+                gone = self.table[pc].isin({s.patient for s in sup}).to_numpy()
+                loss = table_loss(losses[rank], in_cap & ~gone, len(self.qis))
+                attempts.append(
+                    Attempt(node, cap, rank, tuple(sup), passed, loss, mx, mean, gen[pc].nunique())
+                )
+        best, n_passing = choose(attempts)
+        return Search(tuple(attempts), best, n_passing, images)
+
     def run(self) -> CohortRisk:
-        lim = self.limits
-        steps: list[Step] = []
-        base_levels = {c: g.released_at for c, g in self.policy.generalisation.items()}
-        state = _State(levels=dict(base_levels))
-        before = self.evaluate(state)
-        steps.append(
-            self._step("assess", "released table as the metadata policy makes it", before, [])
+        pc = self.policy.patient_column
+        base = {c: g.released_at for c, g in self.policy.generalisation.items()}
+        found = self.search()
+        best = found.best
+        before = self.evaluate(self.table, found.images[None], base)
+        capped = self.capped(self.table, best.cap)
+        at_cap = self.evaluate(capped, found.images[best.cap], base)
+        at_node = self.evaluate(
+            self.generalise(capped, best.levels), found.images[best.cap], best.levels
         )
-
-        # (1) generalise: first node (least loss) that passes, else the one with fewest above
-        best: tuple[tuple[int, int], dict[str, str]] | None = None
-        for rank, node in enumerate(self._lattice()):
-            ev = self.evaluate(_State(levels=node), attack=False)
-            above, fails = self._fails(ev, [])
-            key = (above + (1 if fails and not above else 0), rank)
-            if best is None or key < best[0]:
-                best = (key, node)
-            if not fails:
-                break
-        assert best is not None
-        if best[1] != base_levels:
-            state.levels = best[1]
-            changed = {c: lv for c, lv in best[1].items() if base_levels.get(c) != lv}
-            ev = self.evaluate(state)
-            text = ", ".join(f"{c} -> {lv}" for c, lv in changed.items())
-            steps.append(self._step("generalise", text, ev, []))
-        else:
-            ev = before
-            why = (
-                "not needed: the cohort passes as released"
-                if not self._fails(ev, [])[1]
-                else "no generalisation within the profile's limits lowers the risk further"
-            )
-            steps.append(self._step("generalise", why, ev, []))
-        passed = not self._fails(ev, [])[1]
-
-        # (2) suppress patients still above max_risk, up to the limit
-        if not passed:
-            state.suppressed = self._suppress(ev)
-            passed = not self._fails(ev, state.suppressed)[1]
-            steps.append(
-                self._step(
-                    "suppress",
-                    f"{len(state.suppressed)} patient(s) above "
-                    f"R {lim.max_risk:.2f} withheld (limit "
-                    f"{lim.max_suppression:.0%} of patients)",
-                    ev,
-                    state.suppressed,
-                )
-            )
-
-        # (3) cap slides per patient, keeping the least linkable
-        if not passed:
-            sizes = self.table.groupby(self.policy.patient_column).size()
-            most = int(sizes.max()) if len(sizes) else 0  # no slide left: nothing to cap
-            for cap in range(most - 1, lim.min_slides_per_patient - 1, -1):
-                state.cap = cap
-                ev = self.evaluate(state)
-                state.suppressed = self._suppress(ev)
-                passed = not self._fails(ev, state.suppressed)[1]
-                steps.append(
-                    self._step(
-                        "cap",
-                        f"at most {cap} slide(s) per patient, the least "
-                        f"linkable kept; {len(state.suppressed)} patient(s) "
-                        "suppressed",
-                        ev,
-                        state.suppressed,
-                    )
-                )
-                if passed:
-                    break
-        final = ev
-        reason = self._cohort_reason(final, state, passed)
-        if not passed:
-            steps.append(self._step("withhold", reason, final, state.suppressed))
-        return self._result(before, final, state, steps, passed, reason)
-
-    def _cohort_reason(self, ev: _Eval, state: _State, passed: bool) -> str:
-        lim = self.limits
-        kept = ev.r.drop(index=[p for p in state.suppressed if p in ev.r.index])
-        mx = float(kept.max()) if len(kept) else 0.0
-        mean = float(kept.mean()) if len(kept) else 0.0
-        figures = (
-            f"max R {mx:.2f} (limit {lim.max_risk:.2f}), mean R {mean:.2f} (limit "
-            f"{lim.max_mean_risk:.2f}) over {len(kept)} patient(s)"
-        )
-        if passed:
-            return f"passed: {figures}; {len(state.suppressed)} patient(s) suppressed"
-        return (
-            f"cohort withheld: {figures} after generalisation, suppression (limit "
-            f"{lim.max_suppression:.0%}) and capping to {lim.min_slides_per_patient} slide(s) "
-            "per patient; widen the generalisation limits or use a more controlled profile"
-        )
-
-    def _step(self, action: str, detail: str, ev: _Eval, suppressed: list[str]) -> Step:
-        kept = ev.r.drop(index=[p for p in suppressed if p in ev.r.index])
-        return Step(
-            action=action,
-            detail=detail,
-            n_patients=len(kept),
-            n_slides=int(ev.table[self.policy.patient_column].isin(kept.index).sum()),
-            max_risk=float(kept.max()) if len(kept) else 0.0,
-            mean_risk=float(kept.mean()) if len(kept) else 0.0,
-            passed=not self._fails(ev, suppressed)[1],
-        )
-
-    def _result(
-        self,
-        before: _Eval,
-        final: _Eval,
-        state: _State,
-        steps: list[Step],
-        passed: bool,
-        reason: str,
-    ) -> CohortRisk:
-        pol, lim = self.policy, self.limits
-        pc, sc = pol.patient_column, pol.slide_column
-        patients = []
-        for p in before.r.index:
-            r = float(final.r[p])
-            n_slides = int((final.table[pc] == p).sum())
-            common: dict[str, Any] = dict(
-                patient=str(p),
-                slides=n_slides,
-                ec_size=int(final.ec[p]),
-                r_qi=float(final.r_qi[p]),
-                r_img_prior=float(final.r_prior[p]),
-                r_img_empirical=float(final.r_emp[p]),
-                risk_before=float(before.r[p]),
-                risk=r,
-            )
-            why = (
-                f"R {r:.2f} (r_qi {float(final.r_qi[p]):.2f}: equivalence class of "
-                f"{int(final.ec[p])} patient(s) over {', '.join(self.qis)}; "
-                f"r_img {float(final.r_img[p]):.2f} with "
-                f"{n_slides} slide(s))"
-            )
-            if p in state.suppressed:
-                patients.append(
-                    PatientRisk(
-                        **common, decision="withheld", reason=f"risk: {why} > {lim.max_risk:.2f}"
-                    )
-                )
-            elif not passed:
-                patients.append(
-                    PatientRisk(**common, decision="withheld", reason=f"risk: {reason}")
-                )
-            else:
-                patients.append(
-                    PatientRisk(
-                        **common, decision="approved", reason=f"risk: {why} <= {lim.max_risk:.2f}"
-                    )
-                )
-        dropped = sorted(set(self.table[sc]) - set(final.table[sc]))
-        slides = {
-            s: f"risk: slide cap of {state.cap} per patient (the least linkable kept)"
-            for s in dropped
-        }
-        released = (
-            final.table[~final.table[pc].isin(state.suppressed)] if passed else final.table.iloc[:0]
-        )
-        after_attack = None
-        feats = {s: self.features[s] for s in released[sc] if s in self.features}
-        if feats and pol.image_linkage is not None:
-            after_attack = pi_max_attack(
-                feats, self.owner, pol.image_linkage.draws, pol.image_linkage.seed
-            )
-        return CohortRisk(
-            quasi_identifiers=tuple(self.qis),
-            inputs=self._inputs(),
-            qi_before=qi_summary(self.table, pol, self.qis, self.population),
-            qi_after=qi_summary(released, pol, self.qis, None),
-            linkage_before=attack_summary(before.attack),
-            linkage_after=attack_summary(after_attack),
-            levels=dict(state.levels),
-            cap=state.cap,
-            steps=tuple(steps),
-            patients=tuple(patients),
-            withheld_slides=slides,
-            passed=passed,
-            reason=reason,
-            released_table=released.reset_index(drop=True).to_dict(orient="list"),
-        )
-
-    def _inputs(self) -> dict[str, object]:
-        lim, link = self.limits, self.policy.image_linkage
-        return {
-            "p_attack": lim.p_attack,
-            "p_ref": lim.p_ref,
-            "max_risk": lim.max_risk,
-            "max_mean_risk": lim.max_mean_risk,
-            "max_suppression": lim.max_suppression,
-            "min_slides_per_patient": lim.min_slides_per_patient,
-            "max_levels": dict(lim.max_levels),
-            "sensitive": self.policy.sensitive,
-            "population_table": self.population is not None,
-            "image_linkage": None if link is None else link.model_dump(),
-            "slides_with_features": len(self.features),
-            "patients": int(self.table[self.policy.patient_column].nunique()),
-            "slides": len(self.table),
-        }
+        gone = {s.patient for s in best.suppressed}
+        released = at_node.table[~at_node.table[pc].isin(gone)]
+        final = self.evaluate(released, found.images[best.cap], best.levels)
+        # the search's verdict is checked by scoring the released table again from scratch
+        passed = best.passed and not self.fails(final)
+        return build_result(self, found, before, at_cap, at_node, final, passed, base_levels=base)
 
 
 def assess_cohort(

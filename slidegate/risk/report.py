@@ -42,6 +42,7 @@ def risk_markdown(
         f"- Quasi-identifiers: {', '.join(risk.quasi_identifiers)}; sensitive attribute: "
         f"{i['sensitive']}; population table: {pop}",
         f"- Generalisation limits: {i['max_levels'] or 'none'}; chosen levels: {risk.levels}",
+        f"- Information loss: {risk.information_loss:.3f} ({risk.loss_metric})",
         f"- Cohort: {i['patients']} patients, {i['slides']} slides, "
         f"{i['slides_with_features']} with image features",
         "",
@@ -85,13 +86,13 @@ def risk_markdown(
         "## Patients",
         "",
         "| patient | slides | EC | r_qi | r_img prior | r_img empirical | R before | R | "
-        "decision | reason |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "decision | rule | reason |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     lines += [
         f"| {p.patient} | {p.slides} | {p.ec_size} | {p.r_qi:.2f} | {p.r_img_prior:.2f} "
         f"| {p.r_img_empirical:.2f} | {p.risk_before:.2f} | {p.risk:.2f} | {p.decision} "
-        f"| {p.reason} |"
+        f"| {p.rule or '-'} | {p.reason} |"
         for p in risk.patients
     ]
     if risk.withheld_slides:

@@ -36,6 +36,8 @@ class PatientRisk(Frozen):
     risk: float  # R after generalisation and capping
     decision: Decision
     reason: str
+    #: why withheld (slidegate.risk.mitigate: risk.max_risk, risk.mean_risk, risk.cohort)
+    rule: str | None = None
 
 
 class CohortRisk(Frozen):
@@ -52,6 +54,9 @@ class CohortRisk(Frozen):
     withheld_slides: dict[str, str]  # slide pseudonym -> reason (cap)
     passed: bool
     reason: str
+    #: information loss of the released table (LOSS_METRIC; 1.0 when the cohort is withheld)
+    information_loss: float = 0.0
+    loss_metric: str = ""
     #: the mitigated released table (approved rows), column -> values
     released_table: dict[str, list[Any]]
 
@@ -86,6 +91,7 @@ class CohortRisk(Frozen):
             "k_before": float(self.qi_before.get("k", 0)),
             "k": float(self.qi_after.get("k", 0)),
             "passed": 1.0 if self.passed else 0.0,
+            "information_loss": self.information_loss,
         }
         for label, link in (("before", self.linkage_before), ("after", self.linkage_after)):
             if link:
