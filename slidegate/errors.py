@@ -37,6 +37,25 @@ class PolicyViolation(SlidegateError):
     category = "policy-violation"
 
 
+class EgressBlocked(PolicyViolation):
+    """The egress gate refused an object: a needle (PHI, a canary, a source name) is in its key
+    or its bytes, or a slide object was not admitted by the audit. The message names the object
+    (matching parts of the key shown as [REDACTED]) and the rule ids, never the value."""
+
+    category = "egress"
+
+    def __init__(self, key: str, rules: frozenset[str] | set[str] | tuple[str, ...]) -> None:
+        self.key = key
+        self.rules = tuple(sorted(rules))
+        listed = ", ".join(self.rules)
+        super().__init__(
+            f"egress gate blocked {key}: {listed} (value [REDACTED]); nothing was written "
+            "there. See the README privacy section: remove the value from the source or the "
+            "policy's kept fields",
+            reason=f"egress: {listed}",
+        )
+
+
 class UnsupportedSlideError(SlidegateError):
     """The file is not a slide format slidegate can de-identify."""
 

@@ -149,6 +149,9 @@ class SlideReport(Frozen):
     #: so it needs no file system shared with the workers
     plan: DeidPlan | None = None
     audit: dict[str, Any] | None = None
+    #: sha256 of every output object the egress gate admitted after the audit (PHI-free);
+    #: only these may be published (slidegate/egress/gate.py)
+    admitted: tuple[str, ...] = ()
     levels: int = 0
     size: int = 0
     detail: dict[str, int] = {}  # counts, e.g. {"fields_dropped": 12, "images_dropped": 3}

@@ -11,22 +11,28 @@ target (server-side CopyObject on the same endpoint, streamed otherwise).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from slidegate.egress.gate import Gate
+from slidegate.egress.matcher import Matcher
 from slidegate.errors import SpecError
 from slidegate.publish.release import ObjectRecord, load_manifest, publish_files, publish_tree
-from slidegate.publish.s3 import S3Store, copy_object, s3_session
-from slidegate.publish.stores import Store, open_store
+from slidegate.publish.s3 import S3Store, s3_session
+from slidegate.publish.stores import open_store
 from slidegate.settings import Settings
 from slidegate.sources import is_s3, parse_s3
 
 
-def stage_out(local: Path, settings: Settings, release: str, name: str) -> str:
+def stage_out(
+    local: Path, settings: Settings, release: str, name: str, admitted: Iterable[str] = ()
+) -> str:
     """Upload an audited output (a folder, or one file: the original-format copy) to
     `<staging>/<release>/<name>/`, remove the local one; return the new location. Without
-    `staging_url` the output stays where it is."""
+    `staging_url` the output stays where it is. Only objects whose sha256 the egress gate
+    admitted after the audit (`admitted`) are uploaded; anything else is refused."""
     if not settings.staging_url:
         return str(local)
     store = open_store(settings.staging_url, settings)
@@ -35,11 +41,19 @@ def stage_out(local: Path, settings: Settings, release: str, name: str) -> str:
             f"staging {settings.staging_url!r} must be s3://bucket/prefix (a private prefix); "
             "unset SLIDEGATE_STAGING_URL to stage in the work area"
         )
+    gate = Gate(store, Matcher([]), admitted)  # keys were checked at admission
     if local.is_dir():
-        publish_tree(store, release, local, name, concurrency=settings.upload_concurrency)
+        publish_tree(
+            gate,
+            release,
+            local,
+            name,
+            concurrency=settings.upload_concurrency,
+            admitted_only=True,
+        )
         shutil.rmtree(local)
     else:  # a single file keeps its own name under the prefix
-        publish_files(store, release, {f"{name}/{local.name}": local})
+        publish_files(gate, release, {f"{name}/{local.name}": local}, admitted_only=True)
         local.unlink()
     return f"{store.describe()}/{release}/{name}"
 
@@ -74,11 +88,12 @@ def open_staged(location: str, settings: Settings) -> Any:
 
 
 def publish_staged(
-    target: Store, release: str, location: str, dest: str, settings: Settings
+    gate: Gate, release: str, location: str, dest: str, settings: Settings
 ) -> list[ObjectRecord]:
     """Copy a staged output (every object under `location`) to `<release>/<dest>/` on the
-    target. Objects already there with the right sha256 are skipped (resume); a release that
-    has a manifest is never changed."""
+    target, through the egress gate (admitted objects only). Objects already there with the
+    right sha256 are skipped (resume); a release that has a manifest is never changed."""
+    target = gate.store
     source = open_store(location, settings)
     if not isinstance(source, S3Store):
         raise SpecError(f"staged output {location} is not on S3")
@@ -93,7 +108,7 @@ def publish_staged(
                 f"release {release!r} already has a manifest and is immutable; choose a new "
                 "release id"
             )
-        sha, size, copied = copy_object(source, key, target, f"{release}/{full}")
+        sha, size, copied = gate.copy_staged(source, key, f"{release}/{full}")
         return ObjectRecord(full, size, sha, uploaded=copied)
 
     with ThreadPoolExecutor(max(1, settings.upload_concurrency)) as pool:

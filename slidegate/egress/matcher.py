@@ -162,11 +162,10 @@ def _decode(run: bytes) -> Iterator[bytes]:
     run = run.rstrip(b"=").translate(_URLSAFE)
     for start in range(min(4, len(run) - MIN_BASE64 + 1)):
         part = run[start:]
-        part = part[: len(part) - len(part) % 4]
-        if len(part) % 4 == 1 or not part:
-            continue
+        if len(part) % 4 == 1:  # a stray character at the end: not base64 there
+            part = part[:-1]
         try:
-            yield base64.b64decode(part, validate=True)
+            yield base64.b64decode(part + b"=" * (-len(part) % 4), validate=True)
         except (binascii.Error, ValueError):
             continue
 

@@ -7,8 +7,10 @@
   SHA256SUMS                        every object, `sha256sum -c` compatible
   manifest.json                     written last: the release exists when this exists
 ```
-Objects first, manifest last. A release with a manifest is immutable: publishing different
-objects into it is refused; an identical rerun is a no-op. Uploads skip objects already present
+Every write goes through the egress gate (slidegate/egress/gate.py): keys and bytes are
+searched for the release's needles before the target sees them. Objects first, manifest
+last. A release with a manifest is immutable: publishing different objects into it is
+refused; an identical rerun is a no-op. Uploads skip objects already present
 with the same sha256, so an interrupted publish resumes.
 """
 
@@ -21,11 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import slidegate
 from slidegate.errors import SpecError
 from slidegate.publish.stores import Store, check_key, sha256_file
+
+if TYPE_CHECKING:
+    from slidegate.egress.gate import Gate
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -77,10 +82,17 @@ def _immutable(release: str) -> SpecError:
 
 
 def publish_files(
-    store: Store, release: str, files: Mapping[str, Path], *, concurrency: int = 4
+    gate: Gate,
+    release: str,
+    files: Mapping[str, Path],
+    *,
+    concurrency: int = 4,
+    admitted_only: bool = False,
 ) -> list[ObjectRecord]:
-    """Upload `files` (key relative to the release -> local path). Objects already present with
-    the same sha256 are skipped. Refuses to change a release that has a manifest."""
+    """Upload `files` (key relative to the release -> local path) through `gate`. Objects
+    already present with the same sha256 are skipped. Refuses to change a release that has a
+    manifest. `admitted_only`: only objects the gate admitted (slide outputs) may pass."""
+    store = gate.store
     check_key(release)
     items = sorted((check_key(k), Path(p)) for k, p in files.items())
     for key, _ in items:
@@ -99,15 +111,22 @@ def publish_files(
         full = f"{release}/{key}"
         size = path.stat().st_size
         if store.head_sha256(full) == sha:
+            gate.check_key(full)  # already there (a resumed run): its key is checked again
             return ObjectRecord(key, size, sha, uploaded=False)
-        store.put_file(full, path, sha)
+        gate.write_file(full, path, sha, admitted_only=admitted_only)
         return ObjectRecord(key, size, sha, uploaded=True)
 
     return _pmap(upload, list(zip(items, hashes, strict=True)), concurrency)
 
 
 def publish_tree(
-    store: Store, release: str, local_dir: Path, dest: str, *, concurrency: int = 4
+    gate: Gate,
+    release: str,
+    local_dir: Path,
+    dest: str,
+    *,
+    concurrency: int = 4,
+    admitted_only: bool = False,
 ) -> list[ObjectRecord]:
     """Upload every file under `local_dir` to `<release>/<dest>/...` (see publish_files)."""
     local_dir = Path(local_dir)
@@ -119,7 +138,7 @@ def publish_tree(
         for p in sorted(local_dir.rglob("*"))
         if p.is_file()
     }
-    return publish_files(store, release, files, concurrency=concurrency)
+    return publish_files(gate, release, files, concurrency=concurrency, admitted_only=admitted_only)
 
 
 def sha256sums(records: Sequence[ObjectRecord]) -> str:
@@ -128,14 +147,17 @@ def sha256sums(records: Sequence[ObjectRecord]) -> str:
 
 
 def write_manifest(
-    store: Store, release: str, records: Sequence[ObjectRecord], info: Mapping[str, object]
+    gate: Gate, release: str, records: Sequence[ObjectRecord], info: Mapping[str, object]
 ) -> dict[str, Any]:
     """Write SHA256SUMS, then manifest.json (last: its presence makes the release exist).
 
     A release that already has a manifest is left alone when the object list is the same,
     and refused when it differs. Before the first manifest, objects under the release that
     `records` does not list (left by an interrupted earlier run) are deleted."""
+    store = gate.store
     check_key(release)
+    for r in records:  # every key of the release, slide objects included, once more
+        gate.check_key(f"{release}/{r.key}")
     objects = [r.entry() for r in sorted(records, key=lambda r: r.key)]
     paths = [o["path"] for o in objects]
     if len(set(paths)) != len(paths):
@@ -160,7 +182,7 @@ def write_manifest(
 
     sums = sha256sums(records).encode("utf-8")
     sums_sha = hashlib.sha256(sums).hexdigest()
-    store.put_bytes(f"{release}/{SUMS}", sums, sums_sha)
+    gate.write_bytes(f"{release}/{SUMS}", sums)
     manifest: dict[str, Any] = {
         "release": release,
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -170,7 +192,7 @@ def write_manifest(
         "sha256sums": sums_sha,
     }
     data = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
-    store.put_bytes(f"{release}/{MANIFEST}", data, hashlib.sha256(data).hexdigest())
+    gate.write_bytes(f"{release}/{MANIFEST}", data)
     return manifest
 
 

@@ -1,7 +1,12 @@
-"""Publish stages: check the target first, upload approved slides, then the manifest last."""
+"""Publish stages: check the target first, upload approved slides, then the manifest last.
+
+Every write goes through the egress gate (slidegate/stages/gate.py): a slide's objects only
+if the gate admitted them after the audit; the release-level files are all searched before
+the first of them is written, and a finding stops the release before the manifest."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +27,7 @@ from slidegate.publish.stores import Store, check_writable, open_store
 from slidegate.sources import is_s3
 from slidegate.stages.cohort import CohortOutcome
 from slidegate.stages.context import ReleaseContext
+from slidegate.stages.gate import release_gate, slide_gate
 from slidegate.staging import publish_staged
 
 log = logging.getLogger("slidegate.stages")
@@ -59,27 +65,25 @@ def check_target(ctx: ReleaseContext) -> str:
 def publish_slide(ctx: ReleaseContext, report: SlideReport) -> list[ObjectRecord]:
     if report.status != "approved" or report.output_path is None:
         raise ValueError(f"slide {report.pseudonym} is not approved; it must not be published")
-    store = _store(ctx)
+    gate = slide_gate(ctx, _store(ctx), report)  # admitted objects only
     dest = f"slides/{report.pseudonym}.ome.zarr"
+    workers = ctx.settings.upload_concurrency
     if is_s3(report.output_path):  # staged on S3: copied from the staging prefix
-        records = publish_staged(store, ctx.release, report.output_path, dest, ctx.settings)
+        records = publish_staged(gate, ctx.release, report.output_path, dest, ctx.settings)
     else:
         records = publish_tree(
-            store,
-            ctx.release,
-            Path(report.output_path),
-            dest,
-            concurrency=ctx.settings.upload_concurrency,
-        )
+            gate, ctx.release, Path(report.output_path), dest, concurrency=workers,
+            admitted_only=True,
+        )  # fmt: skip
     copy = Path(report.copy_path) if report.copy_path is not None else None
     if report.copy_path is not None and is_s3(report.copy_path):  # staged: <p>.copy/<p>.svs
-        records += publish_staged(store, ctx.release, report.copy_path, "slides", ctx.settings)
+        records += publish_staged(gate, ctx.release, report.copy_path, "slides", ctx.settings)
     elif copy is not None and copy.is_dir():  # DICOM: a folder of instances
         records += publish_tree(
-            store, ctx.release, copy, copy_key(report), concurrency=ctx.settings.upload_concurrency
+            gate, ctx.release, copy, copy_key(report), concurrency=workers, admitted_only=True
         )
     elif copy is not None:
-        records += publish_files(store, ctx.release, {copy_key(report): copy})
+        records += publish_files(gate, ctx.release, {copy_key(report): copy}, admitted_only=True)
     log.info("slide %s published: %d objects", report.pseudonym, len(records))
     return records
 
@@ -94,14 +98,19 @@ def copy_key(report: SlideReport) -> str:
 def finalize(
     ctx: ReleaseContext, outcome: CohortOutcome, slide_records: Sequence[ObjectRecord]
 ) -> dict[str, object]:
-    """Upload cohort.csv and reports, then SHA256SUMS and manifest.json, last."""
-    store = _store(ctx)
+    """Search every release-level file and every key through the egress gate, then upload
+    cohort.csv and reports, then SHA256SUMS and manifest.json, last. A finding raises
+    EgressBlocked before any of these is written."""
+    gate = release_gate(ctx, _store(ctx), outcome.slides, Path(outcome.cohort_csv))
     files = {"cohort.csv": Path(outcome.cohort_csv)}
     reports = Path(outcome.reports_dir)
     for path in sorted(reports.rglob("*")):  # incl. data-docs/ (GX Data Docs HTML)
         if path.is_file():
             files[f"reports/{path.relative_to(reports).as_posix()}"] = path
-    records = list(slide_records) + publish_files(store, ctx.release, files)
+    for record in slide_records:
+        gate.check_key(f"{ctx.release}/{record.key}")
+    for key, path in files.items():
+        gate.check_file(f"{ctx.release}/{key}", path)
     counts = {
         status: sum(s.status == status for s in outcome.slides)
         for status in ("approved", "withheld", "quarantined")
@@ -123,8 +132,10 @@ def finalize(
         ],
         "risk": outcome.figures,
     }
-    manifest = write_manifest(store, ctx.release, records, info)
+    gate.check_bytes(f"{ctx.release}/manifest.json", json.dumps(info, sort_keys=True).encode())
+    records = list(slide_records) + publish_files(gate, ctx.release, files)
+    manifest = write_manifest(gate, ctx.release, records, info)
     recorded = record_release(ctx.settings, ctx.work, ctx.release, ctx.key_id)
     log.info("ledger: %d published slide(s) recorded", recorded)
-    log.info("release %s complete at %s", ctx.release, store.describe())
+    log.info("release %s complete at %s", ctx.release, gate.store.describe())
     return manifest

@@ -12,6 +12,7 @@ from slidegate.audit import audit_output, phi_needles, scan_tree
 from slidegate.audit.copy_check import check_copy, copy_needles
 from slidegate.convert.ome_zarr import ConvertOptions, write_ome_zarr
 from slidegate.deid.plan import plan_deid, summarize
+from slidegate.egress.wording import FieldIds
 from slidegate.errors import (
     CorruptSlideError,
     PolicyError,
@@ -29,6 +30,7 @@ from slidegate.settings import slide_threads
 from slidegate.sources import S3Ref, slide_source
 from slidegate.spec import CohortSlide
 from slidegate.stages.context import ReleaseContext
+from slidegate.stages.gate import admit_slide
 from slidegate.staging import stage_out
 
 log = logging.getLogger("slidegate.stages")
@@ -163,11 +165,15 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
             findings += scan_tree(copy, copy_needles(needles, plan.format))
             checked = check_copy(copy, plan, src)
             problems += [f"original-format copy: {p}" for p in checked]
+    ids = FieldIds(plan, ctx.canaries())  # rule ids and locations: no source field name
     record = {
         "pseudonym": report.pseudonym,
         "needles": result.needles,
-        "too_short_to_scan": result.skipped,
-        "findings": [f.model_dump() for f in findings],
+        "too_short_to_scan": ids.counts(result.skipped),
+        "findings": [
+            {"field": rule, "file": file}
+            for rule, file in sorted({(ids(f.field), f.file) for f in findings})
+        ],
         "problems": problems,
         "copy_checked": report.copy_path is not None,
     }
@@ -176,8 +182,8 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
     (audit_dir / f"{report.pseudonym}.json").write_text(json.dumps(record, indent=1), "utf-8")
     update = {"detail": {**report.detail, "audit_needles": result.needles}, "audit": record}
     if findings:
-        fields = sorted({f.field for f in findings})
-        log.error("slide %s quarantined: audit found %s in the output", report.slide_id, fields)
+        fields = ids.ids(f.field for f in findings)
+        log.error("slide %s quarantined: audit found %s in the output", report.pseudonym, fields)
         reason = "audit: identifying value found in output (" + ", ".join(fields) + ")"
         return quarantine(report, "audit", reason).model_copy(update=update)
     if problems:
@@ -193,12 +199,19 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         log.error("slide %s quarantined: output unreadable for the risk model", report.slide_id)
         reason = f"audit: output unreadable for the risk model ({type(exc).__name__})"
         return quarantine(report, "audit", reason).model_copy(update=update)
+    # the egress gate: keys and documents searched for every needle, hashes admitted
+    admitted = admit_slide(ctx, report.model_copy(update={"stage": "audit", **update}), facts, plan)
+    if admitted.status == "quarantined":
+        log.error("slide %s quarantined: %s", report.slide_id, admitted.reason)
+        return admitted
     # with staging on S3 both outputs leave the worker: publishing needs no shared disk
-    update["output_path"] = stage_out(out, ctx.settings, ctx.release, name)
+    hashes = admitted.admitted
+    update["output_path"] = stage_out(out, ctx.settings, ctx.release, name, hashes)
     if report.copy_path is not None:
         copy = Path(report.copy_path)
-        update["copy_path"] = stage_out(copy, ctx.settings, ctx.release, f"{report.pseudonym}.copy")
-    return report.model_copy(update={"stage": "audit", **update})
+        name = f"{report.pseudonym}.copy"
+        update["copy_path"] = stage_out(copy, ctx.settings, ctx.release, name, hashes)
+    return admitted.model_copy(update=update)
 
 
 def failed(slide_id: str, pseudonym: str, exc: BaseException | None) -> SlideReport:

@@ -81,7 +81,7 @@ def test_base64_in_a_json_document_is_decoded_nested() -> None:
 
 def test_base64_at_any_offset_and_in_a_longer_string() -> None:
     for pad in range(4):
-        payload = b"p" * pad + SECRET.encode() + b"q" * 5
+        payload = b"p" * pad + SECRET.encode() + b"q" * (pad % 2)  # the secret may end the run
         doc = json.dumps({"s": "data:x;base64," + base64.b64encode(payload).decode()}).encode()
         assert m(SECRET).scan_document(doc) == {"rule-0"}, pad
 

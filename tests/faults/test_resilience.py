@@ -10,6 +10,7 @@ import pytest
 
 from flows.cli import main
 from flows.resilience import backoff, explain, publish_options, slide_options
+from slidegate.egress.gate import open_gate
 from slidegate.errors import CorruptSlideError, SlidegateError
 from slidegate.publish.release import publish_files, write_manifest
 from slidegate.publish.stores import LocalStore
@@ -59,8 +60,8 @@ def test_list_shows_only_complete_releases(
     data = tmp_path / "a.txt"
     data.write_text("a\n")
     for release in ("r-complete", "r-half"):
-        records = publish_files(store, release, {"a.txt": data})
-    write_manifest(store, "r-complete", records, {})
+        records = publish_files(open_gate(store), release, {"a.txt": data})
+    write_manifest(open_gate(store), "r-complete", records, {})
     assert main(["list", str(tmp_path / "target")]) == 0
     assert capsys.readouterr().out.split() == ["r-complete"]
     assert main(["verify", str(tmp_path / "target" / "r-half")]) == 1

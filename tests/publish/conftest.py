@@ -25,9 +25,9 @@ class CountingStore:
         self.puts.append(key)
         self.inner.put_file(key, path, sha256)
 
-    def put_bytes(self, key: str, data: bytes, sha256: str) -> None:
+    def put_bytes(self, key: str, data: bytes, sha256: str, *, lock: bool = True) -> None:
         self.puts.append(key)
-        self.inner.put_bytes(key, data, sha256)
+        self.inner.put_bytes(key, data, sha256, lock=lock)
 
     def head_sha256(self, key: str) -> str | None:
         return self.inner.head_sha256(key)

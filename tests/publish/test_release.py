@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from slidegate.egress.gate import open_gate
 from slidegate.errors import SpecError
 from slidegate.publish import (
     ObjectRecord,
@@ -24,10 +25,10 @@ RELEASE = "crc-2026-q4"
 
 
 def publish_all(store: CountingStore, tree: Path, release: str = RELEASE) -> list[ObjectRecord]:
-    records = publish_tree(store, release, tree / "slides", "slides", concurrency=3)
-    records += publish_files(store, release, {"cohort.csv": tree / "cohort.csv"})
-    records += publish_tree(store, release, tree / "reports", "reports")
-    write_manifest(store, release, records, {"slides": 2, "profile": "open-access"})
+    records = publish_tree(open_gate(store), release, tree / "slides", "slides", concurrency=3)
+    records += publish_files(open_gate(store), release, {"cohort.csv": tree / "cohort.csv"})
+    records += publish_tree(open_gate(store), release, tree / "reports", "reports")
+    write_manifest(open_gate(store), release, records, {"slides": 2, "profile": "open-access"})
     return records
 
 
@@ -71,7 +72,7 @@ def test_rerun_uploads_nothing(store: CountingStore, tree: Path) -> None:
 
 
 def test_interrupted_publish_resumes(store: CountingStore, tree: Path) -> None:
-    publish_files(store, RELEASE, {"cohort.csv": tree / "cohort.csv"})  # a partial run
+    publish_files(open_gate(store), RELEASE, {"cohort.csv": tree / "cohort.csv"})  # a partial run
     assert list_releases(store) == []  # no manifest, no release
     store.puts.clear()
     records = publish_all(store, tree)
@@ -102,14 +103,14 @@ def test_released_version_is_immutable(store: CountingStore, tree: Path) -> None
     records = publish_all(store, tree)
     # a different object list for the same release id is refused
     with pytest.raises(SpecError, match="already exists and is immutable; choose a new release"):
-        write_manifest(store, RELEASE, records[:-1], {"slides": 1})
+        write_manifest(open_gate(store), RELEASE, records[:-1], {"slides": 1})
     # so is changing an object before any byte is written
     (tree / "cohort.csv").write_text("pseudonym,age_band\ns-00000000000000aa,70-79\n")
     store.puts.clear()
     with pytest.raises(SpecError, match="immutable"):
-        publish_files(store, RELEASE, {"cohort.csv": tree / "cohort.csv"})
+        publish_files(open_gate(store), RELEASE, {"cohort.csv": tree / "cohort.csv"})
     with pytest.raises(SpecError, match="immutable"):
-        publish_files(store, RELEASE, {"new.txt": tree / "cohort.csv"})
+        publish_files(open_gate(store), RELEASE, {"new.txt": tree / "cohort.csv"})
     assert store.puts == []
     assert verify_release(store, RELEASE) == []
     # a new release id is fine
@@ -120,9 +121,9 @@ def test_released_version_is_immutable(store: CountingStore, tree: Path) -> None
 def test_bad_keys_and_reserved_names_refused(store: CountingStore, tree: Path) -> None:
     for key in ("../x", "/abs", "a//b", "a\nb"):
         with pytest.raises(SpecError, match="invalid object key"):
-            publish_files(store, RELEASE, {key: tree / "cohort.csv"})
+            publish_files(open_gate(store), RELEASE, {key: tree / "cohort.csv"})
     with pytest.raises(SpecError, match="written by slidegate"):
-        publish_files(store, RELEASE, {"manifest.json": tree / "cohort.csv"})
+        publish_files(open_gate(store), RELEASE, {"manifest.json": tree / "cohort.csv"})
     assert store.puts == []
 
 
@@ -130,13 +131,13 @@ def test_manifest_drops_stale_objects_and_needs_uploaded_ones(
     store: CountingStore, tree: Path
 ) -> None:
     # an interrupted earlier run uploaded a slide that is withheld now
-    publish_tree(store, RELEASE, tree / "slides", "slides")
-    records = publish_files(store, RELEASE, {"cohort.csv": tree / "cohort.csv"})
+    publish_tree(open_gate(store), RELEASE, tree / "slides", "slides")
+    records = publish_files(open_gate(store), RELEASE, {"cohort.csv": tree / "cohort.csv"})
     missing = ObjectRecord("reports/risk.json", 10, "0" * 64)
     with pytest.raises(SpecError, match="1 listed object"):
-        write_manifest(store, RELEASE, [*records, missing], {})
+        write_manifest(open_gate(store), RELEASE, [*records, missing], {})
     assert list_releases(store) == []
-    write_manifest(store, RELEASE, records, {})
+    write_manifest(open_gate(store), RELEASE, records, {})
     assert store.list_keys(RELEASE) == [
         f"{RELEASE}/SHA256SUMS",
         f"{RELEASE}/cohort.csv",

@@ -1,0 +1,197 @@
+"""Egress gate stages: slide admission after the audit, the release gate before the manifest.
+
+`admit_slide` (worker, right after a clean audit): every key of the slide's outputs is searched
+for the slide's needles (its field values and unknown field names, canaries, cohort identifiers,
+source names), every text document of the output (zarr.json...) in full, base64 inside
+included; then the sha256 of every object is recorded as admitted. A finding quarantines the
+slide (reason: rule ids). Binary objects (chunks, shards, the original-format copy) were
+searched by the audit and are admitted by hash, not searched again.
+
+`release_gate` (flow, at finalize): a gate over the target with the whole release's needle
+set, every slide's inventory included: cohort.csv, reports, Data Docs, SHA256SUMS and the
+manifest are searched in full, every key once more. A slide whose inventory cannot be read
+here stops the release (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from slidegate.audit.copy_check import copy_needles
+from slidegate.audit.scan import iter_files
+from slidegate.cohort import read_cohort
+from slidegate.egress.gate import Gate, masked
+from slidegate.egress.matcher import Matcher, is_document
+from slidegate.egress.needles import (
+    COHORT_DROPPED,
+    NeedleSet,
+    canary_needles,
+    cohort_needles,
+    policy_vocabulary,
+    slide_needles,
+    source_name_needles,
+)
+from slidegate.errors import EgressBlocked
+from slidegate.formats import read_facts
+from slidegate.models import DeidPlan, SlideFacts, SlideReport
+from slidegate.publish.stores import Store, sha256_file
+from slidegate.sources import slide_source
+from slidegate.spec import CohortSlide
+from slidegate.stages.context import ReleaseContext
+
+log = logging.getLogger("slidegate.stages")
+
+NEEDLES_UNAVAILABLE = "egress.needles-unavailable"
+
+
+def vocabulary(ctx: ReleaseContext, plans: Iterable[DeidPlan] = ()) -> frozenset[str]:
+    """Names the policies know: deid rule names, allowed output keys, the plans' output keys."""
+    names = [n for pol in ctx.policies.deid.values() for n in pol.fields]
+    keys = list(ctx.policies.metadata.output_metadata.allowed_keys)
+    keys += [f.output_key or "" for p in plans for f in p.fields]
+    return policy_vocabulary(names, keys)
+
+
+def common_needles(ctx: ReleaseContext, *, dropped_columns: bool) -> NeedleSet:
+    """Canaries, cohort identifiers and source names: the same for every slide."""
+    out = canary_needles(ctx.canaries())
+    cohort = cohort_needles(read_cohort(ctx.cohort_path), ctx.policies.metadata.columns)
+    if not dropped_columns:  # slides carry no cohort cell: only identifiers are searched
+        cohort.needles = [(r, v) for r, v in cohort.needles if r != COHORT_DROPPED]
+    out.extend(cohort)
+    out.extend(source_name_needles([s.slide_id for s in ctx.slides], [str(ctx.source_root)]))
+    return out
+
+
+def _output_files(report: SlideReport) -> list[tuple[str, Path]]:
+    """(release key relative to the release, local path) of every object of a slide."""
+    from slidegate.stages.publish import copy_key
+
+    assert report.output_path is not None
+    out = Path(report.output_path)
+    dest = f"slides/{report.pseudonym}.ome.zarr"
+    files = [(f"{dest}/{p.relative_to(out).as_posix()}", p) for p in iter_files(out)]
+    if report.copy_path is not None:
+        copy = Path(report.copy_path)
+        if copy.is_dir():
+            files += [
+                (f"{copy_key(report)}/{p.relative_to(copy).as_posix()}", p)
+                for p in iter_files(copy)
+            ]
+        else:
+            files.append((copy_key(report), copy))
+    return files
+
+
+def admit_slide(
+    ctx: ReleaseContext, report: SlideReport, facts: SlideFacts, plan: DeidPlan
+) -> SlideReport:
+    """Search keys and documents of a freshly audited slide; record admitted hashes.
+    Returns the report with `admitted` set, or quarantined (stage "gate") on a finding."""
+    needles = slide_needles(facts, plan, vocabulary(ctx, [plan]))
+    needles.extend(common_needles(ctx, dropped_columns=False))
+    matcher = Matcher(needles.needles)
+    # the original-format copy is a DICOM file of technical attributes: the copy check's
+    # needle set (no structural values, no standard UIDs), like the audit's copy scan
+    copy_matcher = Matcher(_copy_set(needles.needles, plan.format))
+    admitted: list[str] = []
+    rules: set[str] = set()
+    own = frozenset({report.pseudonym})  # slidegate's own text, masked (see egress/gate.py)
+    for key, path in _output_files(report):
+        m = copy_matcher if not key.startswith(f"slides/{report.pseudonym}.ome.zarr/") else matcher
+        hits = m.find(masked(key.encode("utf-8"), own))
+        if is_document(key):
+            hits |= m.scan_document(masked(path.read_bytes(), own))
+        if hits:
+            log.error(
+                "slide %s: egress gate found %s in %s",
+                report.pseudonym,
+                ", ".join(sorted(hits)),
+                m.redact(key),
+            )
+            rules |= hits
+            continue
+        admitted.append(sha256_file(path))
+    if rules:
+        reason = "egress: " + ", ".join(sorted(rules))
+        return report.model_copy(
+            update={"stage": "gate", "status": "quarantined", "reason": reason, "admitted": ()}
+        )
+    return report.model_copy(update={"admitted": tuple(sorted(set(admitted)))})
+
+
+def _copy_set(needles: Sequence[tuple[str, str]], fmt: str) -> list[tuple[str, str]]:
+    labelled = {f"{i}": v.encode("utf-8") for i, (_, v) in enumerate(needles)}
+    kept = copy_needles(labelled, fmt)
+    return [needles[int(i)] for i in kept]
+
+
+def release_needles(ctx: ReleaseContext, slides: Sequence[SlideReport]) -> NeedleSet:
+    """Every needle of the release: each slide's inventory (from the private work area),
+    canaries, cohort identifiers and dropped columns, source names."""
+    plans = [s.plan for s in slides if s.plan is not None]
+    vocab = vocabulary(ctx, plans)
+    out = common_needles(ctx, dropped_columns=True)
+    by_pseudonym = {s.pseudonym: s for s in slides}
+    for slide in ctx.slides:
+        pseudonym = ctx.pseudonyms[slide.slide_id]
+        report = by_pseudonym.get(pseudonym)
+        if report is not None and report.facts_path is None:
+            continue  # never inventoried (quarantined at inventory): no values known
+        plan = report.plan if report is not None else None
+        out.extend(slide_needles(_facts(ctx, slide, pseudonym), plan, vocab))
+    return out
+
+
+def _facts(ctx: ReleaseContext, slide: CohortSlide, pseudonym: str) -> SlideFacts:
+    """The slide's inventory: from the work area, or (workers without a shared disk) read
+    again from the source. Neither possible: the release stops (fail closed)."""
+    path = ctx.facts_path(pseudonym)
+    if path.is_file():
+        return SlideFacts.load(path)
+    try:
+        with slide_source(slide.path, ctx.settings, ctx.work) as src:
+            return read_facts(src, slide.slide_id)
+    except Exception:
+        log.error("egress gate: the inventory of slide %s cannot be read again", pseudonym)
+        raise EgressBlocked(f"the inventory of slide {pseudonym}", {NEEDLES_UNAVAILABLE}) from None
+
+
+def release_pseudonyms(ctx: ReleaseContext, cohort_csv: Path | None) -> set[str]:
+    """The release's own pseudonyms: every slide's, and each pseudonymised column's cells of
+    the released table."""
+    out = set(ctx.pseudonyms.values())
+    if cohort_csv is not None and cohort_csv.is_file():
+        table = read_cohort(cohort_csv)
+        for _src, name, rule in ctx.policies.metadata.released():
+            if rule.action == "pseudonymize" and name in table.columns:
+                out.update(str(v) for v in table[name])
+    return out
+
+
+def release_gate(
+    ctx: ReleaseContext,
+    store: Store,
+    slides: Sequence[SlideReport],
+    cohort_csv: Path | None = None,
+) -> Gate:
+    """The gate for the release-level files: the whole needle set; the approved slides'
+    admitted objects pass by hash."""
+    needles = release_needles(ctx, slides)
+    admitted = [h for s in slides if s.status == "approved" for h in s.admitted]
+    log.info(
+        "egress gate: %d needle(s) (%d left out as too short or legitimate)",
+        len(needles),
+        sum(needles.skipped.values()),
+    )
+    pseudonyms = release_pseudonyms(ctx, cohort_csv)
+    return Gate(store, Matcher(needles.needles), admitted, pseudonyms)
+
+
+def slide_gate(ctx: ReleaseContext, store: Store, report: SlideReport) -> Gate:
+    """The gate for one approved slide's objects: admitted hashes only; keys searched for
+    the needles every slide shares (the whole set is searched again at finalize)."""
+    needles = common_needles(ctx, dropped_columns=False).needles
+    return Gate(store, Matcher(needles), report.admitted, ctx.pseudonyms.values())
