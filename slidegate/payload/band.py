@@ -12,6 +12,7 @@ alone: every byte of every tile is either part of a walked header or checked her
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,6 +20,18 @@ import numpy as np
 from slidegate.payload import j2k, jpeg
 
 MAX_HEADERS = 8
+
+
+def markers(seg: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """Positions in `seg` of the 0xFF bytes followed by neither 0x00 (stuffing) nor RSTn:
+    one comparison into `scratch` (a bool buffer as long as `seg`), then its nonzero items."""
+    if seg.size < 2:
+        return np.zeros(0, np.int64)
+    np.equal(seg, 0xFF, out=scratch)
+    scratch[-1] = False  # the last byte has no successor here
+    ff = np.flatnonzero(scratch)
+    nxt = seg[ff + 1]
+    return ff[(nxt != 0) & ((nxt & 0xF8) != 0xD0)]
 
 
 class BandCleaner:
@@ -30,6 +43,7 @@ class BandCleaner:
         self.kind = kind
         #: (header as stored, cleaned header or None when unchanged)
         self.known: list[tuple[bytes, bytes | None]] = []
+        self._local = threading.local()
 
     def clean(self, buf: memoryview | bytes, starts: np.ndarray, counts: np.ndarray
               ) -> dict[int, bytes]:  # fmt: skip
@@ -67,10 +81,7 @@ class BandCleaner:
             return todo
         lo = int(starts[todo].min())
         hi = int((starts[todo] + counts[todo]).max())
-        seg = arr[lo:hi]
-        ff = np.flatnonzero(seg[:-1] == 0xFF)
-        nxt = seg[ff + 1]
-        marks = ff[(nxt != 0) & ((nxt & 0xF8) != 0xD0)] + lo
+        marks = markers(arr[lo:hi], self._scratch(hi - lo)) + lo
         for head, clean_head in self.known:
             n = len(head)
             fit = todo[counts[todo] >= n + 2]
@@ -93,6 +104,14 @@ class BandCleaner:
             if not todo.size:
                 break
         return todo
+
+    def _scratch(self, n: int) -> np.ndarray:
+        """A reused bool buffer of at least n items, one per thread (no page faults)."""
+        have: np.ndarray | None = getattr(self._local, "buf", None)
+        if have is None or have.size < n:
+            have = np.empty(max(n, 1 << 20), bool)
+            self._local.buf = have
+        return have[:n]
 
     def _each(self, buf: memoryview | bytes, starts: np.ndarray, counts: np.ndarray,
               todo: np.ndarray) -> dict[int, bytes]:  # fmt: skip
