@@ -68,7 +68,9 @@ def before_eoi(data: bytes, seg: bytes) -> bytes:
 
 def jpeg_hiding_places(clean: bytes, secret: bytes) -> dict[str, bytes]:
     """name -> `clean` with `secret` in that place (all decode like `clean`)."""
-    jfif_thumb = segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x01\x01" + secret[:3])
+    n = max(1, len(secret))  # a thumbnail of n x 1 pixels: 3n bytes, the secret three times
+    jfif_thumb = segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01" + bytes([n, 1])
+                         + (secret * 3 or b"\x00" * 3))  # fmt: skip
     return {
         "after-eoi": clean + secret,
         "com-after-scan": before_eoi(clean, segment(0xFE, secret)),
