@@ -164,17 +164,21 @@ def phi_needles(
     facts: SlideFacts, plan: DeidPlan, canaries: Sequence[tuple[str, str]] = ()
 ) -> Needles:
     """Values to search for in the output of `plan`: dropped/coarsened field values, the
-    date-like parts of them, and the canaries given as (label, value) pairs."""
+    date-like parts of them, and the canaries given as (label, value) pairs (a canary is
+    searched even when a kept value equals it: it must never be published)."""
     actions = {(f.name, f.location): f.action for f in plan.fields}
     by_name = {f.name: f.action for f in plan.fields}
     legit = legit_values(plan)
     needles: dict[str, bytes] = {}
     skipped: dict[str, int] = {}
 
-    def add(label: str, name: str, value: str) -> None:
+    def add(label: str, name: str, value: str, *, canary: bool = False) -> None:
         value = value.strip()
         low = value.lower()
-        if too_short(value) or low in GENERIC_WORDS or any(low in v for v in legit):
+        # a canary is a drill value: searched even where it equals a kept value
+        if too_short(value) or (
+            not canary and (low in GENERIC_WORDS or any(low in v for v in legit))
+        ):
             skipped[name] = skipped.get(name, 0) + 1
             return
         data = value[:MAX_NEEDLE_CHARS].encode("utf-8")
@@ -193,5 +197,5 @@ def phi_needles(
             if m.group(0).strip() != f.value.strip():
                 add(f"{f.name}[date]", f.name, m.group(0))
     for label, value in canaries:
-        add(label, label, value)
+        add(label, label, value, canary=True)
     return Needles(needles, skipped)

@@ -3,8 +3,8 @@
 A source field name can be source text (an Aperio description key is whatever the scanner
 operator typed), so nothing published says "aperio.Jane Roe 1970-01-01". A field is named by
 the policy rule that decided it (a rule key of policies/deid/*.yaml, or "default-deny") and
-where it sits, reduced to structural words and numbers ("page 0 tag 270", "instance 2
-(0010,0010)"); a canary by its number in the canaries file.
+where it sits, reduced to structural words, their index numbers and DICOM tag numbers ("page 0
+tag 270", "instance 2 (0010,0010)"); a canary by its number in the canaries file.
 """
 
 from __future__ import annotations
@@ -40,19 +40,25 @@ STRUCTURAL = frozenset(
     }
 )
 _NUMBER = re.compile(r"^\d+$")
-_DICOM_TAG = re.compile(r"^\(?([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\)?$")
+_DICOM_TAG = re.compile(r"^([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})$")
 _LABEL_SUFFIX = re.compile(r"(\[date\])?(#\d+)?$")
 
 
 def safe_location(location: str) -> str:
     """The structural words, numbers and DICOM tag numbers of a location; nothing else."""
-    kept = []
+    kept: list[str] = []
+    after_word = False  # a number is kept only as the index of a structural word ("page 0")
     for token in re.split(r"[\s\[\]/:;=]+", location):
         tok = token.strip("().,")
-        if _NUMBER.match(tok) or tok.lower() in STRUCTURAL:
-            kept.append(tok.lower() if not _NUMBER.match(tok) else tok)
-        elif m := _DICOM_TAG.match(token.strip(".,")):
+        if tok.lower() in STRUCTURAL:
+            kept.append(tok.lower())
+            after_word = True
+            continue
+        if _NUMBER.match(tok) and after_word:
+            kept.append(tok)
+        elif m := _DICOM_TAG.match(tok):
             kept.append(f"({m.group(1)},{m.group(2)})".upper())
+        after_word = False
     return " ".join(kept) or "field"
 
 

@@ -56,9 +56,13 @@ def compression_name(transfer_syntax: str) -> str:
         return "NONE"
     if transfer_syntax in CODECS:
         return CODECS[transfer_syntax][0]
-    name = getattr(pydicom.uid.UID(transfer_syntax), "name", "") or "unknown"
+    uid = pydicom.uid.UID(transfer_syntax)
+    # a UID the standard does not define is source text: neither shown nor reported
+    known = bool(uid.name) and uid.name != str(uid)
+    name = uid.name if known else "unknown"
+    shown = f"{transfer_syntax} ({name})" if known else "(not a standard UID)"
     raise UnsupportedSlideError(
-        f"DICOM transfer syntax {transfer_syntax} ({name}) is not supported; supported are "
+        f"DICOM transfer syntax {shown} is not supported; supported are "
         "native little endian, JPEG, JPEG-LS, JPEG 2000/HTJ2K and JPEG XL: transcode the slide",
         reason=f"unsupported: DICOM transfer syntax {name}",
     )
