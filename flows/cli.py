@@ -24,7 +24,9 @@ EPILOG = """examples:
 environment: SLIDEGATE_WORK_DIR (private work area, default ./.slidegate),
   SLIDEGATE_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or an AWS profile,
   or SLIDEGATE_S3_CREDENTIALS_BLOCK: a Prefect block, resolved by the release flow),
-  PREFECT_API_URL (use an existing Prefect server instead of the local one)."""
+  PREFECT_API_URL (use an existing Prefect server instead of the local one),
+  SLIDEGATE_REGISTRY_URL (steward registry: ledger, keys, release records; default SQLite in
+  the per-user data folder), SLIDEGATE_REGISTRY_KEY (64 hex digits: seals keys at rest)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--s3-credentials-block",
             help="S3 keys from a Prefect block: Secret NAME (JSON) or aws-credentials/NAME",
+        )
+        p.add_argument(
+            "--registry-url",
+            help="steward registry: sqlite:///PATH or postgresql://USER@HOST/DB "
+            "(default: SQLite in the per-user data folder)",
+        )
+        p.add_argument(
+            "--new-registry",
+            action="store_true",
+            help="the target holds releases this registry does not know: record them, go on",
         )
         p.add_argument(
             "--prefect-port",
@@ -127,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     rsk.add_argument("--out", type=Path, help="also write risk.json, risk.md, risk.png here")
     rsk.add_argument("--policies-dir", type=Path, help="policy library (default: policies/)")
 
+    reg = sub.add_parser("registry", help="the steward registry: import a target's releases")
+    reg.add_argument("action", choices=["import"])
+    reg.add_argument("target", help="a folder or s3://bucket/prefix whose releases to record")
+    reg.add_argument("--registry-url")
+    reg.add_argument("--s3-endpoint-url")
+
     srv = sub.add_parser("server", help="the local Prefect server: start, stop or status")
     srv.add_argument("action", choices=["start", "stop", "status"])
     srv.add_argument("--work-dir", type=Path)
@@ -159,6 +177,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         cluster=getattr(args, "cluster", None),
         s3_credentials_block=getattr(args, "s3_credentials_block", None),
         staging_url=getattr(args, "staging_url", None),
+        registry_url=getattr(args, "registry_url", None),
     )
 
 
@@ -190,7 +209,20 @@ def cmd_release(args: argparse.Namespace, spec: Path | None = None) -> int:
 
     settings = with_spec_cluster(_settings(args), spec or args.spec)
     # every spec, cohort, canaries and policy check before a server, cluster or flow run starts
-    check_inputs(spec or args.spec, settings)
+    resolved, _ = check_inputs(spec or args.spec, settings)
+    new_registry = bool(getattr(args, "new_registry", False))
+    if not getattr(args, "dry_run", False) and not settings.s3_credentials_block:
+        from flows.registry import check_release
+
+        # the target against the registry: unknown releases stop here; a complete release
+        # from this spec is verified and reported (a retried nightly job succeeds)
+        pre = check_release(resolved, settings, new_registry)
+        if pre.complete:
+            print(
+                f"release {resolved.spec.release} is complete at {resolved.target} "
+                f"({pre.objects} objects verified); nothing to do"
+            )
+            return 0
     server = _server(settings, args.prefect_port)
     from flows.release import dask_runner, release_cohort
 
@@ -201,6 +233,7 @@ def cmd_release(args: argparse.Namespace, spec: Path | None = None) -> int:
             spec=str(spec or args.spec),
             dry_run=getattr(args, "dry_run", False),
             settings=settings,
+            new_registry=new_registry,
         )
     finally:
         if args.stop_server and server.started:
@@ -215,7 +248,9 @@ def cmd_release(args: argparse.Namespace, spec: Path | None = None) -> int:
         f"release {result['release']}: {counts.get('approved', 0)} approved, "
         f"{counts.get('withheld', 0)} withheld, {counts.get('quarantined', 0)} quarantined"
     )
-    if result.get("published"):
+    if result.get("complete"):
+        print(f"release {result['release']} is complete at {result['target']} (verified)")
+    elif result.get("published"):
         print(f"published to {result['target']}/{result['release']}")
     elif result.get("rejected"):
         print(f"rejected: nothing published; the reason is in {result['work']}/approval.json")
@@ -241,6 +276,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"synthetic cohort: {cohort.n_slides} slides and {cohort.n_corrupt} corrupt one "
         f"in {cohort.root}"
     )
+    if not args.registry_url and not os.environ.get("SLIDEGATE_REGISTRY_URL"):
+        # the demo is a sandbox: a registry of its own, so no real release's ledger sees it
+        args.registry_url = f"sqlite:///{(args.out / 'registry.sqlite').resolve()}"
     return cmd_release(args, spec=spec)
 
 
@@ -265,6 +303,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"FAIL {p}")
     print(f"{args.release}: " + ("OK" if not problems else f"{len(problems)} problem(s)"))
     return 0 if not problems else 1
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from flows.registry import import_target
+
+    return import_target(args.target, _settings(args))
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -360,6 +404,7 @@ def cmd_risk(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
+    "registry": cmd_registry,
     "risk": cmd_risk,
     "inspect": cmd_inspect,
     "serve": cmd_serve,

@@ -26,6 +26,12 @@ from flows.artifacts import (
 )
 from flows.credentials import resolve_credentials
 from flows.progress import ReleaseProgress, artifact_key
+from flows.registry import (
+    begin_release,
+    complete_result,
+    registry_of,
+    resolve_registry_key,
+)
 from flows.resilience import (
     collect_uploads,
     explain,
@@ -34,7 +40,9 @@ from flows.resilience import (
     slide_options,
 )
 from slidegate.errors import PolicyViolation, TransientIOError
+from slidegate.ledger import record_release
 from slidegate.models import SlideReport
+from slidegate.registry.resume import remember, resumed
 from slidegate.settings import Settings
 from slidegate.spec import CohortSlide
 from slidegate.stages.context import ReleaseContext, prepare_release
@@ -85,14 +93,32 @@ def _run_name() -> str:
     task_runner=dask_runner(Settings()),
 )
 def release_cohort(
-    spec: str, dry_run: bool = False, settings: Settings | None = None
+    spec: str, dry_run: bool = False, settings: Settings | None = None, new_registry: bool = False
 ) -> dict[str, Any]:
-    """Release the cohort described by the release spec at `spec`."""
+    """Release the cohort described by the release spec at `spec`.
+
+    `new_registry`: the target holds releases this registry does not know; record them and go
+    on (otherwise the release stops before any work)."""
     logger = get_run_logger()
     settings = settings or Settings.from_env(os.environ)  # flows are an edge of the system
     settings = resolve_credentials(settings)  # a Prefect block's S3 keys, masked (SecretStr)
+    settings = resolve_registry_key(settings)  # the registry key from a Prefect Secret block
     ctx = prepare_release(Path(spec), settings)
     logger.info("release %s: %d slides, profile %s", ctx.release, len(ctx.slides), ctx.profile)
+    if dry_run:
+        return _release(ctx, dry_run=True)
+    pre, lock = begin_release(ctx, new_registry)
+    if lock is None:  # published before from this spec: verified, nothing to do
+        logger.info("release %s is already complete in its target (verified)", ctx.release)
+        return complete_result(ctx, pre)
+    try:
+        return _release(ctx, dry_run=False)
+    finally:
+        lock.release_lock()
+
+
+def _release(ctx: ReleaseContext, dry_run: bool) -> dict[str, Any]:
+    logger = get_run_logger()
     tag_current_run(f"profile:{ctx.profile}")
     dashboard = dashboard_artifact(ctx.release)
     target = None if dry_run else check_target_task(ctx)
@@ -117,6 +143,7 @@ def release_cohort(
         key=artifact_key(ctx.release, "slides"),
         description="per-slide outcome (pseudonyms only)",
     )
+    decisions = {s.pseudonym: s.status for s in outcome.slides}
     if dry_run or not outcome.releasable:
         create_markdown_artifact(
             release_markdown(
@@ -130,6 +157,7 @@ def release_cohort(
             key=artifact_key(ctx.release, "summary"),
         )
         if not dry_run:
+            registry_of(ctx).set_status(ctx.release, "withheld", decisions=decisions)
             raise PolicyViolation(_withheld_message(ctx, outcome))
         logger.info("dry run: plan and reports are in %s", ctx.work)
         return {
@@ -141,7 +169,10 @@ def release_cohort(
 
     if ctx.policies.profile.approval == "manual":
         decision = approval_gate(ctx, outcome)  # pauses until a steward answers (or timeout)
+        verdict = "approved" if decision.approved else "rejected"
+        registry_of(ctx).record_approval(ctx.release, verdict, decision.by)
         if not decision.approved:
+            registry_of(ctx).set_status(ctx.release, "rejected", decisions=decisions)
             create_markdown_artifact(
                 release_markdown(
                     ctx.release, ctx.profile, outcome.slides, target=None, **summary_args
@@ -161,10 +192,14 @@ def release_cohort(
     retrying = publish_options(ctx.settings)  # storage hiccups: retries with backoff
     uploads = [publish_slide_task.with_options(**retrying).submit(ctx, s) for s in outcome.approved]
     records = collect_uploads(ctx, outcome.approved, uploads)
+    # the ledger rows and the status `publishing` before the manifest, in one transaction: a
+    # run killed after the manifest is still known to the registry
+    record_release(ctx.settings, ctx.work, ctx.release, ctx.key_id, "publishing")
     try:
         manifest = finalize_task.with_options(**retrying)(ctx, outcome, records)
     except TransientIOError as exc:
         raise publish_failed(ctx, exc, "the tables, reports and manifest") from None
+    registry_of(ctx).set_status(ctx.release, "complete", decisions=decisions)
     create_markdown_artifact(
         release_markdown(ctx.release, ctx.profile, outcome.slides, target=target, **summary_args)
         + published_note(target, ctx.release, manifest, dashboard),
@@ -184,20 +219,28 @@ def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
     once: Dask runs them as workers free up; the report of each is read as it finishes."""
     limit = slide_options(ctx.settings)  # per-slide time limit: a damaged file cannot hang
     process = process_slide_task.with_options(**limit)
+    registry = registry_of(ctx)
+    states = registry.slide_states(ctx.release)
+    done = {s.slide_id: r for s in ctx.slides if (r := resumed(states.get(_p(ctx, s)), ctx, s))}
+    log = logging.getLogger("slidegate.flow")
+    if done:
+        log.info("resume: %d slide(s) audited in an earlier run are not converted again", len(done))
+    todo = [s for s in ctx.slides if s.slide_id not in done]
     futures = {
-        slide.slide_id: process.submit(
-            _slide_context(ctx, slide), slide, ctx.pseudonyms[slide.slide_id]
-        )
-        for slide in ctx.slides
+        slide.slide_id: process.submit(_slide_context(ctx, slide), slide, _p(ctx, slide))
+        for slide in todo
     }
-    progress = ReleaseProgress(ctx.release, len(futures))
+    by_future = {id(futures[s.slide_id]): s for s in todo}
+    progress = ReleaseProgress(ctx.release, len(ctx.slides))
     try:
-        for _ in as_completed(list(futures.values())):
+        for _ in done:
             progress.advance()
+        for fut in as_completed(list(futures.values())):
+            progress.advance()
+            _remember(registry, ctx, by_future[id(fut)], fut)
     finally:
         progress.close()
-    reports = []
-    log = logging.getLogger("slidegate.flow")
+    reports = [done[s.slide_id] for s in ctx.slides if s.slide_id in done]
     for slide_id, fut in futures.items():
         # the result, not `fut.state`: right after as_completed the state can still lag behind
         try:
@@ -206,7 +249,23 @@ def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
             exc = explain(raised, ctx.settings)
             log.error("slide %s failed after retries: %s", slide_id, type(exc).__name__)
             reports.append(failed(slide_id, ctx.pseudonyms[slide_id], exc))
-    return reports
+    order = {s.slide_id: i for i, s in enumerate(ctx.slides)}
+    return sorted(reports, key=lambda r: order[r.slide_id])
+
+
+def _remember(registry: Any, ctx: ReleaseContext, slide: CohortSlide, fut: Any) -> None:
+    """An audited slide is recorded in the registry as soon as it is done (resume)."""
+    try:
+        report = fut.result(raise_on_failure=True)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # reported by the caller, with its reason
+        return
+    remember(registry, ctx, slide, report)
+
+
+def _p(ctx: ReleaseContext, slide: CohortSlide) -> str:
+    return ctx.pseudonyms[slide.slide_id]
 
 
 def _slide_context(ctx: ReleaseContext, slide: CohortSlide) -> ReleaseContext:
@@ -255,6 +314,9 @@ def _withheld_message(ctx: ReleaseContext, outcome: Any) -> str:
         why.append("blocking validation failures: " + "; ".join(outcome.blocking_failures))
     if not outcome.risk_passed:
         why.append("the cohort's re-identification risk is above the profile's limits")
+    ledger = [s for s in outcome.slides if s.status == "withheld" and "ledger:" in (s.reason or "")]
+    if ledger:  # the cross-release ledger (the registry): published before, whatever work area
+        why.append(f"{len(ledger)} slide(s) held back by the cross-release {ledger[0].reason}")
     if not outcome.approved:
         why.append("no slide was approved")
     return (

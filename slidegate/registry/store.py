@@ -62,6 +62,10 @@ class Registry:
                 )
         return self._master
 
+    def require_key(self) -> None:
+        """Fail now (not in a flow run) when the registry key is missing or malformed."""
+        self._master_key()
+
     def get_secret(self, name: str) -> bytes | None:
         with self.engine.begin() as conn:
             row = conn.execute(

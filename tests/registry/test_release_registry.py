@@ -1,0 +1,190 @@
+"""The registry inside real releases (`slidegate release`, a real Prefect server and Dask), on
+SQLite and on PostgreSQL: work areas change nothing, unknown releases stop a release, one
+release into a target at a time, a complete release rerun is verified, and a release killed
+with SIGKILL during conversion resumes without converting its audited slides again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from flows.cli import main
+from slidegate.publish.release import verify_release
+from slidegate.publish.stores import open_store
+from slidegate.registry import Registry
+from slidegate.settings import Settings
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def registry_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key that seals pseudonym keys (PostgreSQL needs one; SQLite would make a file)."""
+    monkeypatch.setenv("SLIDEGATE_REGISTRY_KEY", "5e" * 32)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from slidegate.synth import generate_cohort
+
+    root = tmp_path_factory.mktemp("registry-cohort")
+    return generate_cohort(root, slides=4, patients=2, seed=21, base_size=(768, 1024))
+
+
+def spec(cohort: Any, release: str, target: Path) -> Path:
+    path = cohort.root / f"{release}-{target.name}.yaml"
+    path.write_text(
+        f"release: {release}\nsource: slides\ncohort: cohort.csv\nprofile: open-access\n"
+        f"target: {target}\ncanaries: canaries.json\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def cli(*args: str | Path) -> list[str]:
+    return ["release", *map(str, args), "--workers", "1"]
+
+
+def test_work_areas_share_one_registry(
+    cohort: Any, prefect_server: Any, registry_url: str, tmp_path: Path, capsys: Any
+) -> None:
+    target = tmp_path / "target"
+    first = spec(cohort, "wa-1", target)
+    reg = ["--registry-url", registry_url]
+    assert main([*cli(first, "--work-dir", tmp_path / "A"), *reg]) == 0
+    assert (target / "wa-1" / "manifest.json").is_file()
+    # the same spec from another work area: verified, reported complete, exit 0
+    capsys.readouterr()
+    assert main([*cli(first, "--work-dir", tmp_path / "B"), *reg]) == 0
+    assert "release wa-1 is complete at" in capsys.readouterr().out
+    # the same slides under a new release id from another work area: the ledger stops them
+    again = spec(cohort, "wa-2", target)
+    assert main([*cli(again, "--work-dir", tmp_path / "B"), *reg]) == 2
+    err = capsys.readouterr().err
+    print(f"\n{err.strip()}")
+    assert "release wa-2 withheld, nothing published" in err
+    assert "cross-release ledger: slide published before in release wa-1" in err
+    assert not [p for p in (target / "wa-2").rglob("*") if p.is_file()]  # nothing published
+    # another registry (a new user, a new machine): the target's release is unknown to it
+    other = f"sqlite:///{tmp_path}/other/registry.sqlite"
+    third = spec(cohort, "wa-3", target)
+    assert main([*cli(third, "--work-dir", tmp_path / "C"), "--registry-url", other]) == 2
+    err = capsys.readouterr().err
+    assert "already holds 1 release(s) the registry" in err and ": wa-1." in err
+    assert "slidegate registry import" in err and "--new-registry" in err
+    assert main(["registry", "import", str(target), "--registry-url", other]) == 0
+    assert Registry(other).known_releases(str(target.resolve())) == {"wa-1"}
+    # a different spec under the same release id is still refused
+    moved = spec(cohort, "wa-1", tmp_path / "elsewhere")
+    assert main([*cli(moved, "--work-dir", tmp_path / "A"), *reg]) == 2
+    assert "published" in capsys.readouterr().err
+    record = Registry(registry_url).release("wa-1")
+    assert record is not None and record["status"] == "complete"
+
+
+def _cli_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its Dask workers in its process group
+    )
+
+
+def _env(registry_url: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "SLIDEGATE_REGISTRY_URL": registry_url}
+
+
+def test_two_concurrent_releases_into_one_target(
+    cohort: Any, prefect_server: Any, registry_url: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "target"
+    path = spec(cohort, "cc-1", target)
+    env = _env(registry_url)
+    runs = [
+        _cli_process(cli(path, "--work-dir", tmp_path / w), env, tmp_path / f"{w}.log")
+        for w in ("A", "B")
+    ]
+    codes = [p.wait(timeout=600) for p in runs]
+    logs = [(tmp_path / f"{w}.log").read_text() for w in ("A", "B")]
+    print("\n" + "\n".join(line for log in logs for line in log.splitlines()[-2:]))
+    published = [i for i, log in enumerate(logs) if "published to" in log]
+    assert len(published) == 1 and codes[published[0]] == 0  # exactly one publishes
+    other = logs[1 - published[0]]
+    busy = "is being released into by release 'cc-1'" in other and codes[1 - published[0]] == 2
+    assert busy or ("is complete at" in other and codes[1 - published[0]] == 0)
+    store = open_store(str(target), Settings())
+    assert verify_release(store, "cc-1") == []
+    assert Registry(registry_url).release("cc-1")["status"] == "complete"  # type: ignore[index]
+
+
+def _staged(work: Path, release: str) -> dict[str, int]:
+    """Staged slide outputs -> modification time of their zarr.json (rewritten on conversion)."""
+    staging = work / "releases" / release / "staging"
+    return {p.name: (p / "zarr.json").stat().st_mtime_ns for p in staging.glob("*.ome.zarr")}
+
+
+def test_sigkill_during_conversion_then_rerun(
+    cohort: Any, prefect_server: Any, registry_url: str, tmp_path: Path
+) -> None:
+    # an uninterrupted release, the reference
+    base = f"sqlite:///{tmp_path}/base/registry.sqlite"
+    path = spec(cohort, "kill-1", tmp_path / "uninterrupted")
+    assert main([*cli(path, "--work-dir", tmp_path / "A"), "--registry-url", base]) == 0
+    reference = json.loads((tmp_path / "uninterrupted" / "kill-1" / "manifest.json").read_text())
+    # the same release id and key (the work area's copy hands it to the new registry), into
+    # another target; killed with SIGKILL once the first slide is audited
+    work = tmp_path / "W"
+    (work / "releases" / "kill-1" / "private").mkdir(parents=True)
+    key = tmp_path / "A" / "releases" / "kill-1" / "private" / "key"
+    (work / "releases" / "kill-1" / "private" / "key").write_bytes(key.read_bytes())
+    target = tmp_path / "target"
+    path = spec(cohort, "kill-1", target)
+    args = [*cli(path, "--work-dir", work)]
+    env = _env(registry_url)
+    run = _cli_process(args, env, tmp_path / "killed.log")
+    reg = Registry(registry_url)
+    deadline = time.monotonic() + 300
+    while not reg.slide_states("kill-1") and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    done = reg.slide_states("kill-1")
+    assert 1 <= len(done) < 4, (tmp_path / "killed.log").read_text()[-2000:]
+    assert not (target / "kill-1" / "manifest.json").exists()
+    # the registry after the SIGKILL: whole records only
+    with reg.engine.begin() as conn:
+        if reg.engine.dialect.name == "sqlite":
+            assert conn.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
+    assert all(json.loads(s["report"])["status"] == "ok" for s in done.values())
+    assert reg.release("kill-1")["status"] == "running"  # type: ignore[index]
+    before = _staged(work, "kill-1")
+    kept = {f"{p}.ome.zarr": before[f"{p}.ome.zarr"] for p in done}
+    # the same command again
+    rerun = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env, capture_output=True
+    )
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    after = _staged(work, "kill-1")
+    converted = [name for name in after if after[name] != before.get(name)]
+    print(f"\nkilled after {len(done)} audited slide(s); the rerun converted {len(converted)}")
+    assert all(after[name] == mtime for name, mtime in kept.items())  # not converted again
+    assert len(converted) == 4 - len(done)
+    manifest = json.loads((target / "kill-1" / "manifest.json").read_text())
+    strip = {"created"}
+    assert {k: v for k, v in manifest.items() if k not in strip} == {
+        k: v for k, v in reference.items() if k not in strip
+    }
+    assert reg.release("kill-1")["status"] == "complete"  # type: ignore[index]
