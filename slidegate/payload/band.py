@@ -6,8 +6,11 @@ left to walk is its entropy-coded data and its end: the positions of every 0xFF 
 buffer that is neither stuffing nor RSTn are found once with numpy, and the tile passes when
 the first of them after its header is an EOI ending the tile exactly. Every other tile
 (another header, a second scan, a segment after the scan, bytes after EOI) is walked whole by
-`jpeg.walk`. JPEG 2000 tiles are walked one by one (`j2k.walk`). Nothing is trusted by prefix
-alone: every byte of every tile is either part of a walked header or checked here.
+`jpeg.walk`. JPEG 2000 likewise: a tile whose main header (SOC up to the first SOT) was
+walked passes when it is one tile-part (SOT, SOD right after it, Psot ending right before an
+EOC that ends the tile) whose bit stream holds no marker but SOP / EPH; others are walked by
+`j2k.walk`. Nothing is trusted by prefix alone: every byte of every tile is either part of a
+walked header or checked here.
 """
 
 from __future__ import annotations
@@ -22,16 +25,19 @@ from slidegate.payload import j2k, jpeg
 MAX_HEADERS = 8
 
 
-def markers(seg: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-    """Positions in `seg` of the 0xFF bytes followed by neither 0x00 (stuffing) nor RSTn:
-    one comparison into `scratch` (a bool buffer as long as `seg`), then its nonzero items."""
+def markers(seg: np.ndarray, scratch: np.ndarray, kind: str = "jpeg") -> np.ndarray:
+    """Positions in `seg` of the 0xFF bytes that start a marker: in JPEG followed by neither
+    0x00 (stuffing) nor RSTn, in JPEG 2000 by a byte from 0x90 but SOP / EPH. One comparison
+    into `scratch` (a bool buffer as long as `seg`), then its nonzero items."""
     if seg.size < 2:
         return np.zeros(0, np.int64)
     np.equal(seg, 0xFF, out=scratch)
     scratch[-1] = False  # the last byte has no successor here
     ff = np.flatnonzero(scratch)
     nxt = seg[ff + 1]
-    return ff[(nxt != 0) & ((nxt & 0xF8) != 0xD0)]
+    if kind == "jpeg":
+        return ff[(nxt != 0) & ((nxt & 0xF8) != 0xD0)]
+    return ff[(nxt >= 0x90) & (nxt != j2k.SOP) & (nxt != j2k.EPH)]
 
 
 class BandCleaner:
@@ -53,8 +59,6 @@ class BandCleaner:
         starts = np.asarray(starts, np.int64)
         counts = np.asarray(counts, np.int64)
         todo = np.flatnonzero(counts > 0)
-        if self.kind == "j2k":
-            return self._each(buf, starts, counts, todo)
         out: dict[int, bytes] = {}
         arr = np.frombuffer(buf, np.uint8)
         if todo.size and self.known:
@@ -63,15 +67,31 @@ class BandCleaner:
             first, todo = int(todo[0]), todo[1:]
             s, e = int(starts[first]), int(starts[first] + counts[first])
             data = bytes(buf[s:e])
-            w = jpeg.walk(data)
-            if w.removed:
-                out[first] = b"".join(w.parts)
-            if len(self.known) < MAX_HEADERS and w.first_scan:
-                head = data[: w.first_scan]
-                if all(head != h for h, _ in self.known):
-                    self.known.append((head, None if head == w.clean_head else w.clean_head))
-                    todo = self._fast(buf, arr, starts, counts, todo, out)
+            cleaned, learnt = self._walk(data)
+            if cleaned is not None:
+                out[first] = cleaned
+            new = learnt is not None and all(learnt[0] != h for h, _ in self.known)
+            if new and learnt is not None and len(self.known) < MAX_HEADERS:
+                self.known.append(learnt)
+                todo = self._fast(buf, arr, starts, counts, todo, out)
         return out
+
+    def _walk(self, data: bytes) -> tuple[bytes | None, tuple[bytes, bytes | None] | None]:
+        """(cleaned tile or None if unchanged, (header, cleaned header or None) to learn)."""
+        if self.kind == "jpeg":
+            w = jpeg.walk(data)
+            cleaned = b"".join(w.parts) if w.removed else None
+            if not w.first_scan:
+                return cleaned, None
+            head = data[: w.first_scan]
+            return cleaned, (head, None if head == w.clean_head else w.clean_head)
+        parts, removed = j2k.walk(data)
+        cleaned = b"".join(parts) if removed else None
+        main = j2k.main_header(data)
+        if main is None:
+            return cleaned, None
+        head = data[: main[0]]
+        return cleaned, (head, None if head == main[1] else main[1])
 
     def _fast(self, buf: memoryview | bytes, arr: np.ndarray, starts: np.ndarray,
               counts: np.ndarray, todo: np.ndarray, out: dict[int, bytes]
@@ -81,10 +101,10 @@ class BandCleaner:
             return todo
         lo = int(starts[todo].min())
         hi = int((starts[todo] + counts[todo]).max())
-        marks = markers(arr[lo:hi], self._scratch(hi - lo)) + lo
+        marks = markers(arr[lo:hi], self._scratch(hi - lo), self.kind) + lo
         for head, clean_head in self.known:
             n = len(head)
-            fit = todo[counts[todo] >= n + 2]
+            fit = todo[counts[todo] >= n + (2 if self.kind == "jpeg" else 16)]
             if not fit.size:
                 continue
             heads = np.lib.stride_tricks.sliding_window_view(arr, n)[starts[fit]]
@@ -92,9 +112,18 @@ class BandCleaner:
             if not fit.size:
                 continue
             ends = starts[fit] + counts[fit]
-            k = np.searchsorted(marks, starts[fit] + n)
+            data_at = starts[fit] + n  # JPEG: entropy-coded data; JPEG 2000: SOT
+            ok = arr[ends - 1] == jpeg.EOI  # EOI and EOC are both 0xFFD9
+            if self.kind == "j2k":
+                psot = arr[data_at[:, None] + np.arange(6, 10)].astype(np.int64)
+                psot = (psot * np.array([1 << 24, 1 << 16, 1 << 8, 1])).sum(axis=1)
+                sot = arr[data_at[:, None] + np.arange(4)] == np.array([0xFF, j2k.SOT, 0, 10])
+                sod = arr[data_at[:, None] + np.arange(12, 14)] == np.array([0xFF, j2k.SOD])
+                ok &= sot.all(axis=1) & sod.all(axis=1) & (data_at + psot == ends - 2)
+                data_at = data_at + 14  # the bit stream
+            k = np.searchsorted(marks, data_at)
             first = marks[np.minimum(k, max(marks.size - 1, 0))] if marks.size else ends
-            ok = (k < marks.size) & (first == ends - 2) & (arr[ends - 1] == jpeg.EOI)
+            ok &= (k < marks.size) & (first == ends - 2)
             good = fit[ok]
             if clean_head is not None:
                 for i in good.tolist():
@@ -112,17 +141,6 @@ class BandCleaner:
             have = np.empty(max(n, 1 << 20), bool)
             self._local.buf = have
         return have[:n]
-
-    def _each(self, buf: memoryview | bytes, starts: np.ndarray, counts: np.ndarray,
-              todo: np.ndarray) -> dict[int, bytes]:  # fmt: skip
-        out: dict[int, bytes] = {}
-        for i in todo.tolist():
-            s, e = int(starts[i]), int(starts[i] + counts[i])
-            data = bytes(buf[s:e])
-            parts, removed = j2k.walk(data)
-            if removed:
-                out[i] = b"".join(parts)
-        return out
 
 
 def clean_payloads(cleaner: BandCleaner, payloads: Sequence[bytes | None]

@@ -85,6 +85,21 @@ def _segment(data: bytes, pos: int, end: int) -> tuple[int, int]:
     return data[pos + 1], seg_end
 
 
+def main_header(data: bytes) -> tuple[int, bytes] | None:
+    """(length, cleaned form) of the main header (SOC up to the first SOT) of a bare
+    codestream that `walk` accepted; None for a JP2 file. Used to learn headers (band.py)."""
+    if not data.startswith(b"\xff\x4f\xff\x51"):
+        return None
+    kept, pos = [data[:2]], 2
+    while True:
+        marker, end = _segment(data, pos, len(data))
+        if marker == SOT:
+            return pos, b"".join(kept)
+        if marker != COM:
+            kept.append(data[pos:end])
+        pos = end
+
+
 def walk(data: bytes) -> tuple[list[bytes], list[tuple[str, int]]]:
     """(kept parts, removed (rule, offset)) of `data`; raises Unparsable."""
     removed: list[tuple[str, int]] = []

@@ -76,3 +76,21 @@ def test_j2k_band() -> None:
     tiles.append(None)
     out = clean_payloads(BandCleaner("j2k"), tiles)
     assert out[:3] == [clean_j2k(t) for t in tiles[:3] if t] and out[3] is None
+
+
+def test_j2k_known_main_header_takes_the_fast_path_but_vouches_for_nothing_else() -> None:
+    tiles = [crafts.j2k(crafts.image(seed=s)) for s in range(6)]
+    cleaner = BandCleaner("j2k")
+    buf, starts, counts = _buffer(list(tiles))
+    out = cleaner.clean(buf, starts, counts)
+    assert len(cleaner.known) == 1 and cleaner.known[0][1] is not None  # OpenJPEG's COM
+    assert out == {i: clean_j2k(t) for i, t in enumerate(tiles)}
+    hidden = [tiles[0] + SECRET, crafts.j2k_tile_part_com(tiles[1], SECRET),
+              tiles[2][:-2] + b"\xff\x93" + tiles[2][-2:]]  # fmt: skip
+    buf, starts, counts = _buffer(hidden)
+    with pytest.raises(Unparsable):  # a marker in the bit stream
+        cleaner.clean(buf, starts, counts)
+    buf, starts, counts = _buffer(hidden[:2])
+    out = cleaner.clean(buf, starts, counts)
+    assert out == {0: clean_j2k(tiles[0]), 1: clean_j2k(tiles[1])}
+    assert all(SECRET not in v for v in out.values())
