@@ -122,6 +122,34 @@ def source_band(
     return {index: data for data, index in segments if data}
 
 
+def payload_problems(i: int, arr: zarr.Array, out: Path) -> list[str]:
+    """Every chunk of pass-through level `i` walked by the payload check, whatever the source
+    (a DICOM level's pixels are compared too, but a pixel comparison is blind to segments a
+    decoder skips). Empty for a level that is not pass-through."""
+    found = _serializer(arr)
+    if found is None or not is_passthrough(arr):
+        return []
+    sharding, codec = found
+    check = check_jpeg if codec.name == JPEG else check_j2k
+    shards, chunks = arr.shards, sharding.chunk_shape
+    assert shards is not None
+    n = int(np.prod([s // c for s, c in zip(shards, chunks, strict=True)]))
+    root = Path(out) / str(i) / "c"
+    for path in sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []:
+        data = path.read_bytes()
+        index = _shard_index(data, n)
+        if index is None:
+            return [f"level {i}: a shard index is damaged"]
+        for off, size in index.tolist():
+            if off == _EMPTY and size == _EMPTY:
+                continue
+            try:
+                check(data[off : off + size])
+            except PayloadError as exc:
+                return [f"level {i}: a chunk fails the payload check ({exc.rule})"]
+    return []
+
+
 def prove_level(i: int, arr: zarr.Array, out: Path, tf: tifffile.TiffFile,
                 page: tifffile.TiffPage) -> list[str] | None:  # fmt: skip
     """Problems of pass-through output level `i` (`arr`, stored under `out`/i) against source

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import zarr
 
-from slidegate.audit.bytes_proof import prove_level
+from slidegate.audit.bytes_proof import payload_problems, prove_level
 from slidegate.audit.pixels import Rule, compare_derived, compare_level, rules_for
 from slidegate.audit.sources import DicomSource, Source, TiffSource, open_source
 from slidegate.formats.dicom_verify import compare_dicom_levels
@@ -219,6 +219,8 @@ def _compare(
     pending: dict[int, zarr.Array] = {}  # level 0 of a 2x pyramid, compared with the rest
     lossy = rules[0].psnr is not None
     if isinstance(src, DicomSource) and not lossy:  # frame by frame, pydicom's own offsets
+        for i, arr in native.items():  # pixels are blind to segments a decoder skips
+            problems += payload_problems(i, arr, out)
         problems += compare_dicom_levels(native, plan, src.path)
     else:
         full = getattr(conv, "audit", "by_cost") == "full"
@@ -243,9 +245,11 @@ def _compare(
 
 
 def _bytes(i: int, arr: zarr.Array, lv: LevelFacts, src: Source, out: Path) -> list[str] | None:
-    """The byte proof of a pass-through level (bytes_proof.py); None: compare its pixels."""
+    """The byte proof of a pass-through level (bytes_proof.py); None: compare its pixels
+    (after the payload check of every chunk when the level is pass-through, as for DICOM)."""
     if not isinstance(src, TiffSource):
-        return None
+        problems = payload_problems(i, arr, out)
+        return problems or None
     page = src.page(lv)
     if page is None:
         return None

@@ -223,3 +223,25 @@ def test_integer_block_sums_judge_like_the_float_average() -> None:
         assert max_abs_diff(got, sums, 4**k) == pytest.approx(worst)
         assert Rule(tolerance=worst).check(got, sums, 4**k) is None
         assert Rule(tolerance=worst - 0.01).check(got, sums, 4**k) is not None
+
+
+def test_dicom_passthrough_chunks_are_walked_by_the_audit(
+    real_slides: Path, policies_dir: Path, tmp_path: Path
+) -> None:
+    """A DICOM level's pixels are compared, but a pixel comparison is blind to a segment the
+    decoder skips: every chunk of a pass-through level is walked by the payload check too."""
+    source = real_slides / "dicom-wsi" / "cmu-1-small-region-wsi2dcm"
+    facts = read_facts(source, source.name)
+    plan = plan_deid(
+        facts, load_deid_policy(policies_dir / "deid/dicom.yaml"), "s-00000000000000ac"
+    )
+    out = tmp_path / "d.ome.zarr"
+    write_ome_zarr(source, plan, out, ConvertOptions())
+    assert verify_output(out, plan, source) == []
+    path, data, index = _shard(out)
+    payloads = _payloads(data, index)
+    first = payloads[0]
+    assert first is not None and first.endswith(b"\xff\xd9")
+    _rewrite(path, [first[:-2] + b"\xff\xfe\x00\x0bPAT-Smith\xff\xd9", *payloads[1:]])
+    problems = verify_output(out, plan, source)
+    assert problems == ["level 0: a chunk fails the payload check (jpeg.com)"], problems
