@@ -193,7 +193,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_spec(root: Path, *, release: str, target: str, profile: str = "open-access") -> Path:
+def write_spec(
+    root: Path, *, release: str, target: str, profile: str = "controlled-access"
+) -> Path:
+    """The demo's and synth's spec: controlled access (open access's EMA 0.09 threshold needs
+    classes of 12+ patients; a 3-patient demo cohort would be withheld whole)."""
     spec = root / "release.yaml"
     spec.write_text(
         f"release: {release}\nsource: slides\ncohort: cohort.csv\nprofile: {profile}\n"

@@ -17,11 +17,12 @@ def release_folder(
     rows: Sequence[str],
     *,
     canaries: Sequence[dict[str, str]] | None = None,
+    profile: str = "restricted",
 ) -> tuple[dict[str, Any], Path]:
     """Release the slides of `source` listed by `rows` (cohort.csv lines, no header) with the
-    restricted profile into `tmp_path/out`, through an existing one-worker Dask scheduler (as
-    `--dask-address` uses it: the flow must not start its own). Returns the flow's result and
-    the release folder. Needs the `prefect_server` fixture."""
+    restricted profile (or `profile`) into `tmp_path/out`, through an existing one-worker Dask
+    scheduler (as `--dask-address` uses it: the flow must not start its own). Returns the
+    flow's result and the release folder. Needs the `prefect_server` fixture."""
     from distributed import LocalCluster
 
     from flows.release import dask_runner, release_cohort
@@ -29,7 +30,7 @@ def release_folder(
 
     (tmp_path / "cohort.csv").write_text(COHORT_HEADER + "".join(f"{r}\n" for r in rows))
     spec_text = (
-        f"release: {release}\nsource: {source}\ncohort: cohort.csv\nprofile: restricted\n"
+        f"release: {release}\nsource: {source}\ncohort: cohort.csv\nprofile: {profile}\n"
         "target: out\n"
     )
     if canaries is not None:

@@ -90,11 +90,17 @@ class RiskModel:
         return out
 
     def capped(self, df: pd.DataFrame, cap: int | None) -> pd.DataFrame:
+        """At most `cap` slides per patient: one per block first, the least linkable first."""
         if cap is None:
             return df
         pc, sc = self.policy.patient_column, self.policy.slide_column
+        link = self.policy.image_linkage
         order = df.assign(_l=df[sc].map(lambda s: self.link.get(s, 0.0))).sort_values(["_l", sc])
-        kept = order.groupby(pc, sort=False).head(cap).drop(columns="_l")
+        if link is not None and link.block_column in order.columns:
+            # one slide per block first (another block is matched less often than the same)
+            order["_b"] = order.groupby([pc, link.block_column], sort=False).cumcount()
+            order = order.sort_values(["_b", "_l", sc], kind="stable")
+        kept = order.groupby(pc, sort=False).head(cap)
         return df[df[sc].isin(set(kept[sc]))]
 
     def population_at(self, levels: Mapping[str, str]) -> pd.DataFrame | None:

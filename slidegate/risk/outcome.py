@@ -88,8 +88,8 @@ def _steps(
             _step(
                 model,
                 "suppress",
-                f"{len(best.suppressed)} patient(s) suppressed one at a time, classes recomputed "
-                f"after each: {n_max} with R above {lim.max_risk:.2f} [{RULE_MAX}], {n_mean} "
+                f"{len(best.suppressed)} patient(s) suppressed, every class recomputed after each "
+                f"round: {n_max} with R above {lim.max_risk:.2f} [{RULE_MAX}], {n_mean} "
                 f"for mean R above {lim.max_mean_risk:.2f} [{RULE_MEAN}] (limit "
                 f"{lim.max_suppression:.0%} = {model.budget} patient(s))",
                 final,

@@ -180,10 +180,10 @@ def score_release(
     for s in candidates:
         if s in withheld or s not in patient_of:
             continue
-        if s in risk.withheld_slides:
+        if not risk.passed or patient_of[s] not in risk.approved_patients:
+            withheld[s] = risk.patient_reason(patient_of[s])  # the patient's reason first
+        elif s in risk.withheld_slides:
             withheld[s] = risk.withheld_slides[s]
-        elif not risk.passed or patient_of[s] not in risk.approved_patients:
-            withheld[s] = risk.patient_reason(patient_of[s])
     entries: list[LedgerEntry] = []
     flags: list[LedgerFlag] = []
     if ledger is not None:

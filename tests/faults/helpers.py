@@ -19,9 +19,10 @@ FAST = {"publish_retries": 2, "publish_retry_delay_s": 1, "s3_max_attempts": 2}
 
 
 def write_spec(cohort: Any, target: str, name: str, release: str = RELEASE) -> Path:
+    """restricted: the 3-patient synthetic cohort is not releasable under open access (EMA 0.09)."""
     spec = cohort.root / f"{name}.yaml"
     spec.write_text(
-        f"release: {release}\nsource: slides\ncohort: cohort.csv\nprofile: open-access\n"
+        f"release: {release}\nsource: slides\ncohort: cohort.csv\nprofile: restricted\n"
         f"target: {target}\ncanaries: canaries.json\n",
         encoding="utf-8",
     )

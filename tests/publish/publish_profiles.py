@@ -9,11 +9,12 @@ import yaml
 
 
 def policies_with(policies_dir: Path, tmp: Path, name: str, publish: dict[str, object]) -> Path:
-    """A copy of `policies_dir` with profile `name` = open-access plus `publish`."""
+    """A copy of `policies_dir` with profile `name` = restricted plus `publish` (restricted:
+    these small synthetic cohorts are not releasable under open access's EMA 0.09)."""
     copy = tmp / "policies"
     if not copy.exists():
         shutil.copytree(policies_dir, copy)
-    base = yaml.safe_load((copy / "profiles" / "open-access.yaml").read_text(encoding="utf-8"))
+    base = yaml.safe_load((copy / "profiles" / "restricted.yaml").read_text(encoding="utf-8"))
     (copy / "profiles" / f"{name}.yaml").write_text(
         yaml.safe_dump({**base, "publish": publish}), encoding="utf-8"
     )

@@ -41,9 +41,20 @@ def rows(patients: list[list[tuple[str, str]]]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+#: limits of the mechanics tests (not a shipped profile's): quasi-identifiers only, P(attack) 1
+BASE = {
+    "p_attack": 1.0,
+    "p_ref": 0.0,
+    "max_risk": 0.5,
+    "max_mean_risk": 1.0,
+    "max_suppression": 0.4,
+    "max_levels": {"age": "band20", "diagnosis": "category", "site": "organ"},
+}
+
+
 def run(policies_dir: Path, table: pd.DataFrame, **limits: object) -> CohortRisk:
     pol = load_policies(policies_dir, "open-access")
-    lim = pol.profile.risk_limits.model_copy(update={"p_ref": 0.0, **limits})
+    lim = pol.profile.risk_limits.model_copy(update={**BASE, **limits})
     qis = column_roles(pol.metadata, pol.risk).quasi_identifiers
     return assess_cohort(table, pol.risk, lim, pol.hierarchies, quasi_identifiers=qis)
 

@@ -54,9 +54,31 @@ COHORT = [
 ]
 
 
+#: the mechanics tests' limits (the open-access profile before its EMA 0.09 threshold):
+#: P(attack) 1, P(ref) 0.1, max R 0.6 lets a class of 2 through and never a unique patient
+OPEN_06 = {
+    "p_attack": 1.0,
+    "p_ref": 0.1,
+    "max_risk": 0.6,
+    "max_mean_risk": 0.6,
+    "max_suppression": 0.4,
+    "max_levels": {"age": "band20", "diagnosis": "category", "site": "organ"},
+}
+#: and the controlled-access profile before its El Emam 0.2 threshold
+CONTROLLED_033 = {
+    "p_attack": 0.3,
+    "p_ref": 0.2,
+    "max_risk": 0.33,
+    "max_mean_risk": 0.25,
+    "max_suppression": 0.2,
+    "max_levels": {"age": "band20"},
+}
+
+
 def run(policies_dir: Path, profile: str, rows: pd.DataFrame, **limits: object):  # type: ignore[no-untyped-def]
     pol = load_policies(policies_dir, profile)
-    lim = pol.profile.risk_limits.model_copy(update=limits) if limits else pol.profile.risk_limits
+    base = OPEN_06 if profile == "open-access" else CONTROLLED_033
+    lim = pol.profile.risk_limits.model_copy(update={**base, **limits})
     qis = column_roles(pol.metadata, pol.risk).quasi_identifiers
     return assess_cohort(rows, pol.risk, lim, pol.hierarchies, quasi_identifiers=qis)
 

@@ -116,7 +116,7 @@ def _spec(tmp_path: Path, source: str, rows: list[str]) -> Path:
     (tmp_path / "cohort.csv").write_text(HEADER + "".join(r + ROW for r in rows))
     spec = tmp_path / "spec.yaml"
     spec.write_text(
-        f"release: r1\nsource: {source}\ncohort: cohort.csv\nprofile: open-access\n"
+        f"release: r1\nsource: {source}\ncohort: cohort.csv\nprofile: restricted\n"
         f"target: {tmp_path / 'out'}\n"
     )
     return spec

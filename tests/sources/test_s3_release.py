@@ -87,7 +87,7 @@ def releases(prefect_server, s3_service: S3Service, real_slides: Path, tmp_path_
             spec = cohort.root / f"{kind}.yaml"
             spec.write_text(
                 f"release: {RELEASE}\nsource: {source}\ncohort: cohort.csv\n"
-                f"profile: open-access\ntarget: {target}\n"
+                f"profile: restricted\ntarget: {target}\n"
             )
             if kind == "s3":  # the same pseudonym key, so the outputs can be compared
                 key = key_path(settings, RELEASE)
