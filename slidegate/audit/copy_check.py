@@ -124,7 +124,7 @@ def _tiff_tiles(copy: Path, plan: DeidPlan, source: SourceRef) -> list[str]:
     with TiffTiles(source) as src, TiffTiles(copy) as dst:
         for i, lv in enumerate(plan.levels):
             a = src.level(lv)
-            b = dst.level(lv.model_copy(update={"index": i}))
+            b = dst.level(lv.model_copy(update={"index": i, "page": i}))
             if a is None or b is None or a.offsets.size != b.offsets.size:
                 problems.append(f"copy level {i} tile grid differs from source level {lv.index}")
                 continue

@@ -23,7 +23,7 @@ import tifffile
 
 from slidegate.errors import CorruptSlideError
 from slidegate.formats.detect import classify, layout_for
-from slidegate.formats.tiff import open_tiff
+from slidegate.formats.tiff import PageRef, find_level, open_tiff
 from slidegate.models import LevelFacts
 from slidegate.sources import SourceRef, positional_reader
 
@@ -82,7 +82,8 @@ class TiffTiles:
     def __init__(self, path: SourceRef) -> None:
         self.path = Path(path) if isinstance(path, str) else path
         self._stack: ExitStack | None = None
-        self._levels: list[TiledLevel | None] = []
+        self._refs: list[PageRef] = []
+        self._levels: dict[tuple[int, int], TiledLevel | None] = {}
         self._read_at: Callable[[int, int], bytes] | None = None
         self._fd = -1  # a local file: positional reads straight into buffers
 
@@ -92,9 +93,7 @@ class TiffTiles:
             tif = stack.enter_context(open_tiff(self.path))
             refs = layout_for(tif, classify(tif, self.path), self.path).levels
             # a level stored as one page per channel (QPTIFF, planar OME-TIFF) is not one tile grid
-            self._levels = [
-                None if ref.channels else _tiled_level(ref.page, self.path) for ref in refs
-            ]
+            self._refs = refs
             self._read_at = positional_reader(self.path, tif.filehandle)  # pread or ranged GET
             self._fd = tif.filehandle.fileno() if isinstance(self.path, Path) else -1
         except BaseException:
@@ -115,20 +114,11 @@ class TiffTiles:
 
     def level(self, facts: LevelFacts) -> TiledLevel | None:
         """The tiled page of `facts`, checked against the inventory; None if not tiled."""
-        if not 0 <= facts.index < len(self._levels):
-            raise CorruptSlideError(
-                f"slide {self.path} has no pyramid level {facts.index} any more; the source "
-                "changed since the inventory: rerun the inventory",
-                reason="corrupt: source changed",
-            )
-        level = self._levels[facts.index]
-        if level is not None and (level.height, level.width) != (facts.height, facts.width):
-            raise CorruptSlideError(
-                f"slide {self.path} level {facts.index} has other dimensions than at inventory; "
-                "the source changed: rerun the inventory",
-                reason="corrupt: source changed",
-            )
-        return level
+        ref = find_level(self._refs, facts, self.path)
+        key = (ref.number, int(ref.page.imagewidth))
+        if key not in self._levels:
+            self._levels[key] = None if ref.channels else _tiled_level(ref.page, self.path)
+        return self._levels[key]
 
     def raw(self, level: TiledLevel, indices: Sequence[int]) -> list[bytes | None]:
         """Compressed bytes of the tiles `indices` (None for zero-length tiles)."""

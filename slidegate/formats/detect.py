@@ -16,6 +16,7 @@ import tifffile
 
 from slidegate.errors import CorruptSlideError, UnsupportedSlideError
 from slidegate.formats import bif, generic_tiff, ndpi, ome_tiff, philips, qptiff, scn, svs
+from slidegate.formats.evidence import confirm_levels
 from slidegate.formats.registry import content_sha256, slide_facts
 from slidegate.formats.tiff import Layout, associated_image, level_facts, open_tiff, resolution_mpp
 from slidegate.models import MetadataField, SlideFacts
@@ -94,7 +95,13 @@ def classify(tif: tifffile.TiffFile, path: SourceRef) -> str:
     return vendor_for(tif, path).name
 
 
+#: formats whose pyramid pages carry no reliable marker: levels are confirmed by content once,
+#: at inventory; readers then find each inventoried level by page and shape (`find_level`)
+EVIDENCE_CHECKED = frozenset({"svs", "tiff"})
+
+
 def layout_for(tif: tifffile.TiffFile, fmt: str, path: SourceRef) -> Layout:
+    """The candidate layout (no content check): readers look levels up with `find_level`."""
     vendor = next((v for v in VENDORS if v.name == fmt), GENERIC)
     return vendor.layout(tif, path)
 
@@ -113,6 +120,8 @@ def read_facts(path: SourceRef, slide_id: str) -> SlideFacts:
         vendor = vendor_for(tif, path)
         fmt = vendor.name
         lay = vendor.layout(tif, path)
+        if fmt in EVIDENCE_CHECKED:  # unmarked pages are levels only by shape and content
+            lay = confirm_levels(lay)
         level0 = lay.levels[0]
         levels = tuple(level_facts(i, ref, level0) for i, ref in enumerate(lay.levels))
         associated = tuple(associated_image(kind, ref) for kind, ref in lay.associated)

@@ -4,7 +4,8 @@ Generic TIFF has no standard marking for label and macro, so every page that is 
 pyramid is an associated image and is never published. A level is a tiled SubIFD of page 0 or a
 tiled top-level page with NewSubfileType 1 (reduced resolution), with page 0's pixel type, smaller
 and with the same aspect ratio, not named label/macro; anything else (stripped pages, full-size
-extra images, other shapes) is associated. Kind is "label"/"macro" when its description or
+extra images, other shapes) is associated, and so is a page whose content is not the level
+above it at its scale (`formats/evidence.py`). Kind is "label"/"macro" when its description or
 PageName says so, else "other".
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import tifffile
 
+from slidegate.formats.evidence import same_aspect
 from slidegate.formats.tiff import Layout, PageRef, named, same_pixels, tag_fields
 from slidegate.models import MetadataField
 
@@ -22,14 +24,7 @@ def _fits(page: tifffile.TiffPage, base: tifffile.TiffPage) -> bool:
     """A reduced copy of `base`: tiled, same pixel type, smaller, same aspect ratio."""
     if not (page.is_tiled and same_pixels(page, base)) or page.subfiletype not in (0, 1):
         return False
-    if page.imagewidth >= base.imagewidth or page.imagelength >= base.imagelength:
-        return False
-    ds_x = base.imagewidth / page.imagewidth
-    ds_y = base.imagelength / page.imagelength
-    # allow rounding of odd dimensions (one pixel) on either axis
-    tol_x = ds_x * ds_x / base.imagewidth + 0.02 * ds_x
-    tol_y = ds_y * ds_y / base.imagelength + 0.02 * ds_y
-    return abs(ds_x - ds_y) <= max(tol_x, tol_y)
+    return same_aspect(page, base)
 
 
 def layout(tif: tifffile.TiffFile, path: object) -> Layout:

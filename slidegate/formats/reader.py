@@ -20,7 +20,7 @@ import zarr
 
 from slidegate.errors import CorruptSlideError
 from slidegate.formats.detect import classify, layout_for
-from slidegate.formats.tiff import PageRef, open_tiff
+from slidegate.formats.tiff import PageRef, find_level, open_tiff
 from slidegate.models import LevelFacts
 from slidegate.sources import SourceRef
 
@@ -69,20 +69,7 @@ class LevelReader:
             raise RuntimeError("LevelReader is not open; use it as a context manager")
         if level.index in self._arrays:
             return self._arrays[level.index]
-        if not 0 <= level.index < len(self._levels):
-            raise CorruptSlideError(
-                f"slide {self.path} has no pyramid level {level.index} any more; the source "
-                "changed since the inventory: rerun the inventory",
-                reason="corrupt: source changed",
-            )
-        ref = self._levels[level.index]
-        page = ref.page
-        if (int(page.imagelength), int(page.imagewidth)) != (level.height, level.width):
-            raise CorruptSlideError(
-                f"slide {self.path} level {level.index} has other dimensions than at inventory; "
-                "the source changed: rerun the inventory",
-                reason="corrupt: source changed",
-            )
+        ref = find_level(self._levels, level, self.path)
         arrays = [zarr.open_array(p.aszarr(), mode="r") for p in ref.pages]
         self._arrays[level.index] = arrays
         return arrays

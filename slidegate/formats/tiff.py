@@ -76,6 +76,21 @@ class PageRef:
         return (self.page, *self.channels)
 
 
+def find_level(levels: list[PageRef], facts: LevelFacts, path: object) -> PageRef:
+    """The candidate level that the inventory kept as `facts` (same page, same shape)."""
+    for ref in levels:
+        if ref.number == facts.page and (
+            int(ref.page.imagelength),
+            int(ref.page.imagewidth),
+        ) == (facts.height, facts.width):
+            return ref
+    raise CorruptSlideError(
+        f"slide {path} has no pyramid level {facts.index} of the inventoried page and shape "
+        "any more; the source changed since the inventory: rerun the inventory",
+        reason="corrupt: source changed",
+    )
+
+
 @dataclass
 class Layout:
     """Which pages form the pyramid (largest first) and which are associated images."""
