@@ -94,3 +94,25 @@ def test_j2k_known_main_header_takes_the_fast_path_but_vouches_for_nothing_else(
     out = cleaner.clean(buf, starts, counts)
     assert out == {0: clean_j2k(tiles[0]), 1: clean_j2k(tiles[1])}
     assert all(SECRET not in v for v in out.values())
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "j2k"])
+def test_marker_search_equals_a_byte_by_byte_scan(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slidegate.payload import band
+
+    monkeypatch.setattr(band, "CHUNK", 1000)  # many chunk boundaries, 0xFF bytes across them
+    data = np.random.default_rng(9).integers(0, 256, 20_000, dtype=np.uint8)
+    data[::37] = 0xFF
+    data[999:1001] = (0xFF, 0xD9)
+    data[-1] = 0xFF
+    want = [
+        p for p in range(data.size - 1)
+        if data[p] == 0xFF and (
+            (data[p + 1] != 0 and not 0xD0 <= data[p + 1] <= 0xD7) if kind == "jpeg"
+            else (data[p + 1] >= 0x90 and data[p + 1] not in (0x91, 0x92))
+        )
+    ]  # fmt: skip
+    got = band.markers(data, np.empty(1000, bool), kind)
+    assert got.tolist() == want and 999 in want
