@@ -147,9 +147,7 @@ def cohort_needles(
     (source column -> rule with `action`, `kind`, `hierarchy`); a column without a rule counts
     as dropped. Values of dropped columns that a released cell contains are left out."""
     out = NeedleSet()
-    cells: frozenset[str] = frozenset()
-    if released is not None:
-        cells = frozenset(str(v).lower() for col in released.columns for v in released[col])
+    dropped: list[str] = []
     for col in source.columns:
         rule = columns.get(str(col))
         action = getattr(rule, "action", "drop")
@@ -160,14 +158,44 @@ def cohort_needles(
             for v in values:
                 out.add(COHORT_ID, v)
         elif action == "drop":
-            for v in values:
-                out.add(COHORT_DROPPED, v, cells)
+            dropped.extend(values)
+    inside = _inside_cells(dropped, released) if released is not None else set()
+    for v in dropped:
+        if v.strip().lower() in inside:
+            out.skipped[COHORT_DROPPED] = out.skipped.get(COHORT_DROPPED, 0) + 1
+        else:
+            out.add(COHORT_DROPPED, v)
     return out
 
 
-def source_name_needles(slide_ids: Iterable[str], roots: Iterable[str] = ()) -> NeedleSet:
+def table_cells(table: pd.DataFrame) -> list[str]:
+    return [str(v) for col in table.columns for v in table[col]]
+
+
+def _inside_cells(values: Sequence[str], table: pd.DataFrame) -> set[str]:
+    return _inside(values, table_cells(table))
+
+
+def _inside(values: Sequence[str], texts: Iterable[str]) -> set[str]:
+    """The values (lowercased) that occur inside one of `texts`: one Aho-Corasick pass over
+    all texts, not values x texts substring tests (a large cohort has 10^5 of each)."""
+    import ahocorasick_rs
+
+    patterns = sorted({v.strip().lower() for v in values if v.strip()})
+    text = "\x00".join(t.lower() for t in texts)
+    if not patterns or not text:
+        return set()
+    ac = ahocorasick_rs.AhoCorasick(patterns)
+    return {patterns[i] for i, _, _ in ac.find_matches_as_indexes(text, overlapping=True)}
+
+
+def source_name_needles(
+    slide_ids: Iterable[str], roots: Iterable[str] = (), known: Iterable[str] = ()
+) -> NeedleSet:
     """Each folder and file name of the slides' source paths (relative to the source root),
-    file stems too, and the source root folders' own names."""
+    file stems too, and the source root folders' own names. A name inside a `known` text
+    (slidegate's and the policies' vocabulary, format names, released cells: a folder called
+    "dicom" or "colon") is left out."""
     out = NeedleSet()
     names: set[str] = set()
     for sid in slide_ids:
@@ -183,8 +211,12 @@ def source_name_needles(slide_ids: Iterable[str], roots: Iterable[str] = ()) -> 
         name = PurePosixPath(root.rstrip("/")).name
         if name:
             names.add(name)
+    inside = _inside(sorted(names), known)
     for name in sorted(names):
-        out.add(SOURCE_NAME, name)
+        if name.strip().lower() in inside:
+            out.skipped[SOURCE_NAME] = out.skipped.get(SOURCE_NAME, 0) + 1
+        else:
+            out.add(SOURCE_NAME, name)
     return out
 
 

@@ -32,6 +32,7 @@ from slidegate.egress.needles import (
     policy_vocabulary,
     slide_needles,
     source_name_needles,
+    table_cells,
 )
 from slidegate.errors import EgressBlocked
 from slidegate.formats import read_facts
@@ -44,6 +45,8 @@ from slidegate.stages.context import ReleaseContext
 log = logging.getLogger("slidegate.stages")
 
 NEEDLES_UNAVAILABLE = "egress.needles-unavailable"
+#: format and container words slidegate writes itself (plan formats, OME-Zarr, codecs)
+FORMAT_WORDS = ("dicom", "tiff", "ome-tiff", "ome.tiff", "ome-zarr", "ome.zarr", "jpeg", "jpeg2000")
 
 
 def vocabulary(ctx: ReleaseContext, plans: Iterable[DeidPlan] = ()) -> frozenset[str]:
@@ -54,14 +57,23 @@ def vocabulary(ctx: ReleaseContext, plans: Iterable[DeidPlan] = ()) -> frozenset
     return policy_vocabulary(names, keys)
 
 
-def common_needles(ctx: ReleaseContext, *, dropped_columns: bool) -> NeedleSet:
-    """Canaries, cohort identifiers and source names: the same for every slide."""
+def common_needles(
+    ctx: ReleaseContext, *, dropped_columns: bool, released: Path | None = None
+) -> NeedleSet:
+    """Canaries, cohort identifiers and source names: the same for every slide. `released`:
+    the released cohort.csv (a dropped column's value inside a released cell is no needle)."""
     out = canary_needles(ctx.canaries())
-    cohort = cohort_needles(read_cohort(ctx.cohort_path), ctx.policies.metadata.columns)
+    table = read_cohort(released) if released is not None and released.is_file() else None
+    cohort = cohort_needles(read_cohort(ctx.cohort_path), ctx.policies.metadata.columns, table)
     if not dropped_columns:  # slides carry no cohort cell: only identifiers are searched
         cohort.needles = [(r, v) for r, v in cohort.needles if r != COHORT_DROPPED]
     out.extend(cohort)
-    out.extend(source_name_needles([s.slide_id for s in ctx.slides], [str(ctx.source_root)]))
+    known = [*vocabulary(ctx), *ctx.policies.deid, *(p.format for p in ctx.policies.deid.values())]
+    known += list(FORMAT_WORDS)
+    if table is not None:
+        known += table_cells(table)
+    ids = [s.slide_id for s in ctx.slides]
+    out.extend(source_name_needles(ids, [str(ctx.source_root)], known))
     return out
 
 
@@ -128,12 +140,14 @@ def _copy_set(needles: Sequence[tuple[str, str]], fmt: str) -> list[tuple[str, s
     return [needles[int(i)] for i in kept]
 
 
-def release_needles(ctx: ReleaseContext, slides: Sequence[SlideReport]) -> NeedleSet:
+def release_needles(
+    ctx: ReleaseContext, slides: Sequence[SlideReport], cohort_csv: Path | None = None
+) -> NeedleSet:
     """Every needle of the release: each slide's inventory (from the private work area),
     canaries, cohort identifiers and dropped columns, source names."""
     plans = [s.plan for s in slides if s.plan is not None]
     vocab = vocabulary(ctx, plans)
-    out = common_needles(ctx, dropped_columns=True)
+    out = common_needles(ctx, dropped_columns=True, released=cohort_csv)
     by_pseudonym = {s.pseudonym: s for s in slides}
     for slide in ctx.slides:
         pseudonym = ctx.pseudonyms[slide.slide_id]
@@ -179,7 +193,7 @@ def release_gate(
 ) -> Gate:
     """The gate for the release-level files: the whole needle set; the approved slides'
     admitted objects pass by hash."""
-    needles = release_needles(ctx, slides)
+    needles = release_needles(ctx, slides, cohort_csv)
     admitted = [h for s in slides if s.status == "approved" for h in s.admitted]
     log.info(
         "egress gate: %d needle(s) (%d left out as too short or legitimate)",

@@ -125,3 +125,35 @@ def test_source_names_and_canaries() -> None:
     matcher = Matcher(got.needles + can.needles)
     assert matcher.find(b"reports/jane_roe_case.json") == {SOURCE_NAME}
     assert matcher.find(b'{"v": "canary-7F3A"}') == {CANARY}
+
+
+def test_a_large_cohort_builds_its_needles_in_linear_time() -> None:
+    import time
+
+    n = 20_000
+    source = pd.DataFrame(
+        {
+            "patient": [f"PAT-{i:07d}" for i in range(n)],
+            "comment": [f"seen by Dr Roe on visit {i:06d}" for i in range(n)],
+            "site": ["colon"] * n,
+        }
+    )
+    columns = {
+        "patient": ColumnRule(action="pseudonymize", kind="p"),
+        "comment": ColumnRule(action="drop"),
+        "site": ColumnRule(action="keep"),
+    }
+    released = pd.DataFrame({"patient": [f"p-{i:016x}" for i in range(n)], "site": ["colon"] * n})
+    start = time.perf_counter()
+    got = cohort_needles(source, columns, released)
+    elapsed = time.perf_counter() - start
+    assert len(rules(got.needles, COHORT_ID)) == n
+    assert len(rules(got.needles, COHORT_DROPPED)) == n
+    assert elapsed < 5.0, elapsed  # one automaton pass, not values x cells substring tests
+
+
+def test_source_names_that_are_known_words_are_left_out() -> None:
+    got = source_name_needles(
+        ["dicom/one.dcm", "colon/Jane_Roe.svs"], known=["dicom", "sigmoid colon"]
+    )
+    assert rules(got.needles, SOURCE_NAME) == {"one.dcm", "Jane_Roe.svs", "Jane_Roe"}
