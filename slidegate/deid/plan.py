@@ -6,6 +6,8 @@
   later occurrences stay "keep" with no output key (their value is not written twice).
 - Coarsened dates keep the year only; a value that does not parse is dropped
   ("coarsen-unparseable").
+- A kept value must fit its rule's `value` (slidegate/deid/values.py); one that does not is
+  dropped, with the rule id plus ".value" (counted as `value_refused.<class>`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import Counter
 from datetime import date
 
 from slidegate.deid.policy import DeidPolicy
+from slidegate.deid.values import value_fits
 from slidegate.errors import PolicyError
 from slidegate.models import DeidPlan, MetadataField, PlannedField, SlideFacts
 
@@ -80,6 +83,8 @@ def _plan_field(f: MetadataField, policy: DeidPolicy) -> PlannedField:
         return PlannedField(
             **base, action="coarsen", rule=f"fields.{key}", output_key=out_key, output_value=year
         )
+    if rule.value is None or not value_fits(f.value, rule.value):
+        return PlannedField(**base, action="drop", rule=f"fields.{key}.value")
     return PlannedField(
         **base, action="keep", rule=f"fields.{key}", output_key=out_key, output_value=f.value
     )
@@ -126,6 +131,8 @@ def summarize(plan: DeidPlan) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for f in plan.fields:
         counts[f"{_PAST[f.action]}.{f.field_class}"] += 1
+        if f.rule.endswith(".value"):
+            counts[f"value_refused.{f.field_class}"] += 1
     for img in plan.dropped_images:
         counts[f"images_dropped.{img.kind}"] += 1
     counts["levels"] = len(plan.levels)

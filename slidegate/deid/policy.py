@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from slidegate.deid.values import ValueKind
 from slidegate.policy import StrictModel, load_yaml_model
 
 FieldClass = Literal[
@@ -28,6 +29,8 @@ class FieldRule(StrictModel):
     class_: FieldClass = Field(alias="class")
     coarsen: Literal["year"] | None = None
     output_key: str | None = None
+    #: what a kept value may look like (slidegate/deid/values.py); required with action keep
+    value: ValueKind | list[str] | None = None
 
     @model_validator(mode="after")
     def _coarsen_matches_action(self) -> FieldRule:
@@ -37,6 +40,13 @@ class FieldRule(StrictModel):
             raise ValueError("'coarsen' is only allowed with action 'coarsen'")
         if self.action == "drop" and self.output_key is not None:
             raise ValueError("'output_key' makes no sense for a dropped field")
+        if self.action == "keep" and not self.value:
+            raise ValueError(
+                "a keep rule needs 'value': number, numbers, token, channel or a list of the "
+                "values it allows (a value that does not fit is dropped)"
+            )
+        if self.action != "keep" and self.value is not None:
+            raise ValueError("'value' is only allowed with action 'keep'")
         return self
 
 

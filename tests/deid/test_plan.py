@@ -57,7 +57,11 @@ def _policy(**rules: dict) -> DeidPolicy:
 
 def test_default_deny_drops_unknown_and_all_images() -> None:
     facts = _facts([("aperio.SecretThing", "CANARY-1", 0), ("aperio.MPP", "0.5", 0)])
-    plan = plan_deid(facts, _policy(aperio_MPP={"action": "keep", "class": "technical"}), PSEUDO)
+    plan = plan_deid(
+        facts,
+        _policy(aperio_MPP={"action": "keep", "class": "technical", "value": "number"}),
+        PSEUDO,
+    )
     unknown = plan.fields[0]
     assert (unknown.action, unknown.rule, unknown.field_class) == (
         "drop",
@@ -107,8 +111,12 @@ def test_coarsen_and_unparseable() -> None:
 
 
 def test_kept_field_written_once_from_level0_page() -> None:
-    facts = _facts([("aperio.AppMag", "40-thumb", 1), ("aperio.AppMag", "40", 0)])
-    plan = plan_deid(facts, _policy(aperio_AppMag={"action": "keep", "class": "technical"}), PSEUDO)
+    facts = _facts([("aperio.AppMag", "40.0", 1), ("aperio.AppMag", "40", 0)])
+    plan = plan_deid(
+        facts,
+        _policy(aperio_AppMag={"action": "keep", "class": "technical", "value": "number"}),
+        PSEUDO,
+    )
     assert plan.attributes == {"aperio.AppMag": "40"}
     assert [f.action for f in plan.fields] == ["keep", "keep"]  # never "drop": same value kept
     assert plan.fields[0].output_key is None

@@ -63,7 +63,7 @@ def test_exact_rule_wins_over_glob(tmp_path: Path) -> None:
     text = (
         "format: svs\nfields:\n"
         "  aperio.CustomField.*: {action: drop, class: free_text}\n"
-        "  aperio.CustomField.Stain: {action: keep, class: technical}\n"
+        "  aperio.CustomField.Stain: {action: keep, class: technical, value: channel}\n"
     )
     policy = load_deid_policy(_write(tmp_path, text))
     found = policy.rule_for("aperio.CustomField.Stain")
