@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,22 @@ REPO = Path(__file__).resolve().parents[2]
 def registry_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """The key that seals pseudonym keys (PostgreSQL needs one; SQLite would make a file)."""
     monkeypatch.setenv("SLIDEGATE_REGISTRY_KEY", "5e" * 32)
+
+
+@pytest.fixture(autouse=True)
+def lenient_policies(
+    policies_dir: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Open access at P(attack) 0.05 (R <= 0.05 < its 0.09 threshold: nothing withheld on risk):
+    these tests are about the registry and the ledger, not the risk thresholds, and a 2-patient
+    cohort cannot meet EMA's 0.09 (classes of 12 and more)."""
+    copy = tmp_path_factory.mktemp("lenient") / "policies"
+    shutil.copytree(policies_dir, copy)
+    path = copy / "profiles" / "open-access.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "  p_attack: 1.0\n" in text
+    path.write_text(text.replace("  p_attack: 1.0\n", "  p_attack: 0.05\n"), encoding="utf-8")
+    monkeypatch.setenv("SLIDEGATE_POLICIES_DIR", str(copy))
 
 
 @pytest.fixture(scope="module")

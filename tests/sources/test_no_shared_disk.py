@@ -38,7 +38,7 @@ def test_release_without_a_shared_work_area(
                              base_size=(512, 768))  # fmt: skip
     policies = tmp_path / "policies"
     shutil.copytree(policies_dir, policies)
-    profile = policies / "profiles" / "controlled-access.yaml"
+    profile = policies / "profiles" / "restricted.yaml"  # releases 3 unique patients
     text = profile.read_text()
     assert "original_copy: false" in text
     profile.write_text(text.replace("original_copy: false", "original_copy: true"))
@@ -54,7 +54,7 @@ def test_release_without_a_shared_work_area(
     spec = cohort.root / "spec.yaml"
     spec.write_text(
         f"release: {RELEASE}\nsource: s3://{bucket}/src\ncohort: cohort.csv\n"
-        f"profile: controlled-access\ntarget: s3://{bucket}-out/rel\n"
+        f"profile: restricted\ntarget: s3://{bucket}-out/rel\n"
     )
     settings = Settings(
         work_dir=tmp_path / "work",
