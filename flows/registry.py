@@ -12,6 +12,7 @@ from slidegate.errors import SpecError
 from slidegate.publish.stores import open_store
 from slidegate.registry import Registry
 from slidegate.registry.guard import Preflight, begin, preflight, target_id
+from slidegate.registry.importing import import_releases
 from slidegate.registry.locks import TargetLock
 from slidegate.settings import Settings
 from slidegate.stages.context import ReleaseContext
@@ -43,16 +44,19 @@ def begin_release(ctx: ReleaseContext, new_registry: bool) -> tuple[Preflight, T
     """Under the target's lock: unknown releases in the target stop the release, a complete
     release from this spec is verified (no lock returned), else the run is recorded."""
     store = open_store(ctx.target, ctx.settings)
+    registry = registry_of(ctx)
+    name = target_id(ctx.target, ctx.settings)
     return begin(
-        registry_of(ctx),
+        registry,
         store,
         release=ctx.release,
-        target=target_id(ctx.target, ctx.settings),
+        target=name,
         spec_hash=ctx.spec_hash,
         policy_hash=ctx.policy_hash,
         key_id=ctx.key_id,
         new_registry=new_registry,
         wait_s=ctx.settings.registry_lock_wait_s,
+        importer=lambda: import_releases(registry, store, name, ctx.target, ctx.settings),
     )
 
 
@@ -64,13 +68,15 @@ def check_release(resolved: Any, settings: Settings, new_registry: bool) -> Pref
     registry = Registry.open(settings)
     if not settings.registry_key_block:  # else the flow resolves it from the Prefect block
         registry.require_key()
+    name = target_id(resolved.target, settings)
     return preflight(
         registry,
         store,
         release=resolved.spec.release,
-        target=target_id(resolved.target, settings),
+        target=name,
         spec_hash=spec_hash(resolved),
         new_registry=new_registry,
+        importer=lambda: import_releases(registry, store, name, resolved.target, settings),
     )
 
 
@@ -94,18 +100,15 @@ def complete_result(ctx: ReleaseContext, pre: Preflight) -> dict[str, Any]:
 
 
 def import_target(target: str, settings: Settings) -> int:
-    """`slidegate registry import TARGET`: record the target's releases (ids, key ids)."""
-    from slidegate.registry.guard import target_releases
-
+    """`slidegate registry import TARGET`: record the target's releases (ids, key ids, the
+    published slides' ledger fingerprints)."""
     store = open_store(target, settings)
     registry = Registry.open(settings)
-    found = target_releases(store)
-    added = registry.import_releases(target_id(target, settings), found)
+    added = import_releases(registry, store, target_id(target, settings), target, settings)
     for release in added:
         print(f"imported {release}")
     print(
-        f"{store.describe()}: {len(found)} release(s), {len(added)} newly recorded in "
-        f"{registry.describe()} (release ids and key ids; their slides' fingerprints are not "
-        "known to the ledger)"
+        f"{store.describe()}: {len(added)} release(s) newly recorded in {registry.describe()} "
+        "(release ids, key ids and the published slides' fingerprints for the ledger)"
     )
     return 0

@@ -34,9 +34,15 @@ def target_releases(store: Any) -> dict[str, str]:
 
     found = {}
     for release in list_releases(store):
-        manifest = load_manifest(store, release) or {}
-        found[release] = str(manifest.get("key_id", ""))
+        info = manifest_info(load_manifest(store, release) or {})
+        found[release] = str(info.get("key_id", ""))
     return found
+
+
+def manifest_info(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The release's own facts in its manifest (`info`: key id, slides, counts)."""
+    info = manifest.get("info")
+    return info if isinstance(info, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ def preflight(
     target: str,
     spec_hash: str,
     new_registry: bool = False,
+    importer: Any = None,
 ) -> Preflight:
     """The checks that need the target and the registry but no lock (the CLI runs them before a
     flow run exists; the flow again, under the lock)."""
@@ -64,7 +71,9 @@ def preflight(
     record = registry.release(release)
     mine = record is not None and record["spec_hash"] == spec_hash and record["target"] == target
     unknown = sorted(set(found) - known - ({release} if mine else set()))
-    if unknown and new_registry:
+    if unknown and new_registry and importer is not None:
+        importer()  # the target's releases with their slides' fingerprints
+    elif unknown and new_registry:
         registry.import_releases(target, {r: found[r] for r in unknown})
     elif unknown:
         more = len(unknown) - SHOWN
@@ -111,6 +120,7 @@ def begin(
     key_id: str,
     new_registry: bool = False,
     wait_s: float = 0,
+    importer: Any = None,
 ) -> tuple[Preflight, TargetLock | None]:
     """Take the target's lock, run the preflight under it, record the run. Returns the lock
     (to release at the end) or None when the release is already complete."""
@@ -123,6 +133,7 @@ def begin(
             target=target,
             spec_hash=spec_hash,
             new_registry=new_registry,
+            importer=importer,
         )
         if pre.complete:
             lock.release_lock()

@@ -101,12 +101,31 @@ def test_work_areas_share_one_registry(
     assert "slidegate registry import" in err and "--new-registry" in err
     assert main(["registry", "import", str(target), "--registry-url", other]) == 0
     assert Registry(other).known_releases(str(target.resolve())) == {"wa-1"}
+    assert Registry(other).release("wa-1")["key_id"] == record_key(registry_url)  # type: ignore[index]
+
+    # the import read the published slides' fingerprints back: the same as recorded at release
+    def prints(url: str) -> set[tuple[str, ...]]:
+        return {r[:2] + r[3:5] for r in Registry(url).ledger_rows(exclude_release="")}
+
+    assert len(prints(other)) == 4 and prints(other) == prints(registry_url)
+    # --new-registry records them the same way and goes on: the ledger then stops the slides
+    third = f"sqlite:///{tmp_path}/third/registry.sqlite"
+    args = [*cli(spec(cohort, "wa-4", target), "--work-dir", tmp_path / "D")]
+    assert main([*args, "--registry-url", third, "--new-registry"]) == 2
+    err = capsys.readouterr().err
+    assert "cross-release ledger: slide published before in release wa-1" in err
     # a different spec under the same release id is still refused
     moved = spec(cohort, "wa-1", tmp_path / "elsewhere")
     assert main([*cli(moved, "--work-dir", tmp_path / "A"), *reg]) == 2
     assert "published" in capsys.readouterr().err
     record = Registry(registry_url).release("wa-1")
     assert record is not None and record["status"] == "complete"
+
+
+def record_key(url: str) -> str:
+    record = Registry(url).release("wa-1")
+    assert record is not None and len(record["key_id"]) == 12
+    return str(record["key_id"])
 
 
 def _cli_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -205,3 +224,24 @@ def test_sigkill_during_conversion_then_rerun(
         k: v for k, v in reference.items() if k not in strip
     }
     assert reg.release("kill-1")["status"] == "complete"  # type: ignore[index]
+
+
+def test_registry_key_from_a_prefect_secret_block(prefect_server: Any, tmp_path: Path) -> None:
+    from prefect.blocks.system import Secret
+
+    from flows.registry import resolve_registry_key
+    from slidegate.errors import SpecError
+
+    Secret(value="7a" * 32).save("registry-key-test", overwrite=True)
+    url = f"sqlite:///{tmp_path}/reg/registry.sqlite"
+    settings = resolve_registry_key(
+        Settings(registry_url=url, registry_key_block="registry-key-test")
+    )
+    assert settings.registry_key is not None
+    assert settings.registry_key.get_secret_value() == "7a" * 32
+    assert "7a7a" not in repr(settings)  # masked
+    reg = Registry.open(settings)
+    reg.put_secret("study:x", b"k" * 32, "id")
+    assert not (tmp_path / "reg" / "registry.sqlite.key").exists()  # no key file: the block's
+    with pytest.raises(SpecError, match="registry key block 'no-such-block' not found"):
+        resolve_registry_key(Settings(registry_url=url, registry_key_block="no-such-block"))
