@@ -28,10 +28,29 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(scope="module")
+def policies(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The policy library with controlled access's risk limits opened: every slide of the small
+    cohort is approved, so what these tests see is the registry's doing, not the risk model's
+    (the ledger still blocks a re-release)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("policies") / "policies"
+    shutil.copytree(REPO / "policies", root)
+    profile = root / "profiles" / "controlled-access.yaml"
+    text_ = profile.read_text()
+    for key in ("max_risk", "max_mean_risk"):
+        assert f"  {key}: 0.2\n" in text_
+        text_ = text_.replace(f"  {key}: 0.2\n", f"  {key}: 1.0\n")
+    profile.write_text(text_)
+    return root
+
+
 @pytest.fixture(autouse=True)
-def registry_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def registry_key(monkeypatch: pytest.MonkeyPatch, policies: Path) -> None:
     """The key that seals pseudonym keys (PostgreSQL needs one; SQLite would make a file)."""
     monkeypatch.setenv("SLIDEGATE_REGISTRY_KEY", "5e" * 32)
+    monkeypatch.setenv("SLIDEGATE_POLICIES_DIR", str(policies))
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +80,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def spec(cohort: Any, release: str, target: Path) -> Path:
     path = cohort.root / f"{release}-{target.name}.yaml"
     path.write_text(
-        f"release: {release}\nsource: slides\ncohort: cohort.csv\nprofile: open-access\n"
+        f"release: {release}\nsource: slides\ncohort: cohort.csv\nprofile: controlled-access\n"
         f"target: {target}\ncanaries: canaries.json\n",
         encoding="utf-8",
     )
