@@ -63,6 +63,14 @@ LAYOUT_WORDS = frozenset(
         "data",
         "index",
         "index.html",
+        # what the reports call the images they drop (a CZI attachment named "Label" is vendor
+        # vocabulary, and "label" is inside the Data Docs' "aria-labelledby")
+        "label",
+        "macro",
+        "thumbnail",
+        "overview",
+        "preview",
+        "pyramid",
     }
 )
 _DATE_RE = re.compile(r"\b(\d{4}[-:/.]\d{1,2}[-:/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\b")

@@ -5,7 +5,9 @@ Planted, with tifffile and plain files (not slidegate.synth):
 - as a source field name: an Aperio ImageDescription key (slide A);
 - in a quarantine-triggering value: a kept technical field holding a listed canary (slide B is
   quarantined by the audit; its reason must not carry the value);
-- in a kept free-text field: `ICC Profile` (slide C, same: quarantined);
+- in a kept free-text field: `ICC Profile` (slide C, same: quarantined); both values fit their
+  keep rule's value pattern (a number, a token): one that does not is dropped by the plan
+  before it could be published (tests/deid/test_values.py);
 - in a cohort.csv column the policy drops (`note`);
 - in the source folder name (slide A's folder).
 Only the two values of slides B and C are listed in canaries.json: the gate finds the others
@@ -38,8 +40,8 @@ pytestmark = pytest.mark.integration
 
 RELEASE = "egress-canaries"
 NAME = "CANARY-KEYNAME-77b2"  # an ImageDescription key
-QUAR = "CANARY-QUAR-3c9d"  # a kept technical value: quarantines slide B
-KEPT = "CANARY-KEPT-8d21 Dr Roe"  # kept free text: quarantines slide C
+QUAR = "7319.04583"  # a kept technical value that fits its number pattern: quarantines B
+KEPT = "CANARY-KEPT-8d21"  # a kept token (fits its pattern): quarantines slide C
 NOTE = "CANARY-NOTE-41f0"  # a cohort column the policy drops
 FOLDER = "CANARY-FOLDER-5a1e"  # slide A's source folder
 PLANTED = {"name": NAME, "quar": QUAR, "kept": KEPT, "note": NOTE, "folder": FOLDER}
