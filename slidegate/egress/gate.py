@@ -12,7 +12,8 @@ A finding raises `EgressBlocked` before the store is touched: the message names 
 (matching parts of the key as [REDACTED]) and the rule ids, never the value.
 
 Masked before a key or a document is searched (replaced by NUL bytes of the same length): the
-sha256 digests of objects that passed the gate and the release's own pseudonyms. Both are
+sha256 digests of objects that passed the gate, the release's own pseudonyms and its release id
+(the steward's choice: "cmu-1" for a release of the slide CMU-1). Both are
 computed by slidegate, not source text, and as random hex they would match short needles
 ("a.svs" in "s-...7da.svs", a numeric id inside a digest) by chance.
 """
@@ -35,8 +36,17 @@ _DIGEST = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 _PSEUDONYM = re.compile(rb"(?<![0-9a-z])[spbx]-[0-9a-f]{16}(?![0-9a-f])")
 
 
-def masked(data: bytes, pseudonyms: frozenset[str], digests: frozenset[str] = frozenset()) -> bytes:
-    """`data` with each known pseudonym and digest replaced by NUL bytes (same length)."""
+def masked(
+    data: bytes,
+    pseudonyms: frozenset[str],
+    digests: frozenset[str] = frozenset(),
+    own: frozenset[str] = frozenset(),
+) -> bytes:
+    """`data` with each known pseudonym and digest, and each `own` text (the release id, which
+    the steward chose), replaced by NUL bytes (same length)."""
+    for text in own:
+        raw = text.encode("utf-8")
+        data = data.replace(raw, b"\0" * len(raw))
 
     def sub(known: frozenset[str]) -> Callable[[re.Match[bytes]], bytes]:
         return lambda m: b"\0" * len(m.group()) if m.group().decode() in known else m.group()
@@ -57,11 +67,13 @@ class Gate:
         matcher: Matcher,
         admitted: Iterable[str] = (),
         pseudonyms: Iterable[str] = (),
+        own: Iterable[str] = (),
     ) -> None:
         self.store = store
         self.matcher = matcher
         self._admitted = frozenset(admitted)
         self._pseudonyms = frozenset(pseudonyms)
+        self._own = frozenset(o for o in own if o)
         self._passed: set[str] = set()  # digests of objects that passed a scan here
         self._lock = threading.Lock()
 
@@ -70,7 +82,7 @@ class Gate:
 
     def check_key(self, key: str) -> str:
         check_key(key)
-        hits = self.matcher.find(masked(key.encode("utf-8"), self._pseudonyms))
+        hits = self.matcher.find(masked(key.encode("utf-8"), self._pseudonyms, own=self._own))
         if hits:
             raise EgressBlocked(self.matcher.redact(key), hits)
         return key
@@ -78,7 +90,7 @@ class Gate:
     def _mask(self, data: bytes) -> bytes:
         with self._lock:
             known = self._admitted | self._passed
-        return masked(data, self._pseudonyms, known)
+        return masked(data, self._pseudonyms, known, self._own)
 
     def _pass(self, sha256: str) -> None:
         with self._lock:

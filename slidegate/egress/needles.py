@@ -78,6 +78,10 @@ _DATE_RE = re.compile(r"\b(\d{4}[-:/.]\d{1,2}[-:/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-
 #: vocabulary; searched only in full ("aperio.AppMag"), as a bare word it would match prose
 _TOKEN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _ID_KINDS = frozenset({"p", "b", "x"})
+#: a source name that is one plain lower-case word ("burned", "folder", "scans") is prose that
+#: reports and reasons use too; identifiers carry digits, capitals or separators
+_WORD = re.compile(r"^[a-z]+$")
+_PLAIN_WORD = re.compile(r"^[A-Za-z][a-z]+$")
 
 
 @dataclass
@@ -101,6 +105,31 @@ class NeedleSet:
             self.skipped[rule] = self.skipped.get(rule, 0) + 1
             return
         self.needles.append((rule, text))
+
+    def drop_inside(self, rules: set[str], texts: Iterable[str]) -> None:
+        """Leave out the needles of `rules` that occur inside one of `texts` (the policies'
+        own text, released cells: a report quoting them cannot be told from a leak)."""
+        candidates = [v for r, v in self.needles if r in rules]
+        inside = _inside(candidates, texts)
+        kept = []
+        for r, v in self.needles:
+            if r in rules and v.strip().lower() in inside:
+                self.skipped[r] = self.skipped.get(r, 0) + 1
+            else:
+                kept.append((r, v))
+        self.needles = kept
+
+    def drop_words(self, rules: set[str]) -> None:
+        """Leave out the needles of `rules` that are one plain word ("Normal", "Overview",
+        "auto"): report prose and HTML templates hold them. Release-level files only: the
+        slide's audit still searches them in every slide byte."""
+        kept = []
+        for r, v in self.needles:
+            if r in rules and _PLAIN_WORD.match(v.strip()):
+                self.skipped[r] = self.skipped.get(r, 0) + 1
+            else:
+                kept.append((r, v))
+        self.needles = kept
 
     def extend(self, other: NeedleSet) -> None:
         self.needles.extend(other.needles)
@@ -203,7 +232,7 @@ def source_name_needles(
     """Each folder and file name of the slides' source paths (relative to the source root),
     file stems too, and the source root folders' own names. A name inside a `known` text
     (slidegate's and the policies' vocabulary, format names, released cells: a folder called
-    "dicom" or "colon") is left out."""
+    "dicom" or "colon") and a plain lower-case word are left out (counted)."""
     out = NeedleSet()
     names: set[str] = set()
     for sid in slide_ids:
@@ -221,7 +250,7 @@ def source_name_needles(
             names.add(name)
     inside = _inside(sorted(names), known)
     for name in sorted(names):
-        if name.strip().lower() in inside:
+        if name.strip().lower() in inside or _WORD.match(name):
             out.skipped[SOURCE_NAME] = out.skipped.get(SOURCE_NAME, 0) + 1
         else:
             out.add(SOURCE_NAME, name)

@@ -15,6 +15,7 @@ here stops the release (fail closed).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -26,6 +27,8 @@ from slidegate.egress.gate import Gate, masked
 from slidegate.egress.matcher import Matcher, is_document
 from slidegate.egress.needles import (
     COHORT_DROPPED,
+    FIELD_NAME,
+    FIELD_VALUE,
     NeedleSet,
     canary_needles,
     cohort_needles,
@@ -156,7 +159,23 @@ def release_needles(
             continue  # never inventoried (quarantined at inventory): no values known
         plan = report.plan if report is not None else None
         out.extend(slide_needles(_facts(ctx, slide, pseudonym), plan, vocab))
+    # the metadata policy's own text (column names, value sets, regexes with given names) is
+    # quoted by the Data Docs, released cells by cohort.csv: values inside them are left out
+    texts = [json.dumps(ctx.policies.metadata.model_dump(mode="json"))]
+    if cohort_csv is not None and cohort_csv.is_file():
+        texts += table_cells(read_cohort(cohort_csv))
+    out.drop_inside({FIELD_VALUE, FIELD_NAME}, texts)
+    out.drop_words({FIELD_VALUE, FIELD_NAME})
     return out
+
+
+def third_party_assets() -> set[str]:
+    """sha256 of Great Expectations' bundled Data Docs assets (CSS, JS, fonts, images): the
+    same bytes in every release, no release data in them, admitted as they are."""
+    import great_expectations
+
+    static = Path(great_expectations.__file__).parent / "render" / "view" / "static"
+    return {sha256_file(p) for p in iter_files(static)} if static.is_dir() else set()
 
 
 def _facts(ctx: ReleaseContext, slide: CohortSlide, pseudonym: str) -> SlideFacts:
@@ -195,17 +214,18 @@ def release_gate(
     admitted objects pass by hash."""
     needles = release_needles(ctx, slides, cohort_csv)
     admitted = [h for s in slides if s.status == "approved" for h in s.admitted]
+    admitted += sorted(third_party_assets())
     log.info(
         "egress gate: %d needle(s) (%d left out as too short or legitimate)",
         len(needles),
         sum(needles.skipped.values()),
     )
     pseudonyms = release_pseudonyms(ctx, cohort_csv)
-    return Gate(store, Matcher(needles.needles), admitted, pseudonyms)
+    return Gate(store, Matcher(needles.needles), admitted, pseudonyms, own=[ctx.release])
 
 
 def slide_gate(ctx: ReleaseContext, store: Store, report: SlideReport) -> Gate:
     """The gate for one approved slide's objects: admitted hashes only; keys searched for
     the needles every slide shares (the whole set is searched again at finalize)."""
     needles = common_needles(ctx, dropped_columns=False).needles
-    return Gate(store, Matcher(needles), report.admitted, ctx.pseudonyms.values())
+    return Gate(store, Matcher(needles), report.admitted, ctx.pseudonyms.values(), [ctx.release])

@@ -157,3 +157,26 @@ def test_source_names_that_are_known_words_are_left_out() -> None:
         ["dicom/one.dcm", "colon/Jane_Roe.svs"], known=["dicom", "sigmoid colon"]
     )
     assert rules(got.needles, SOURCE_NAME) == {"one.dcm", "Jane_Roe.svs", "Jane_Roe"}
+
+
+def test_release_level_needles_leave_out_plain_words_and_policy_text() -> None:
+    from slidegate.egress.needles import NeedleSet
+
+    got = NeedleSet(
+        [
+            (FIELD_VALUE, "Normal"),
+            (FIELD_VALUE, "Overview"),
+            (FIELD_VALUE, "Jane Roe"),
+            (FIELD_VALUE, "B-2019-77"),
+            (FIELD_VALUE, "sigmoid"),
+            (FIELD_NAME, "aperio.Jane Roe 1970-01-01"),
+        ]
+    )
+    got.drop_inside({FIELD_VALUE}, ['{"regex": "^(?:jane|mary)$", "site": "sigmoid colon"}'])
+    got.drop_words({FIELD_VALUE, FIELD_NAME})
+    assert got.needles == [
+        (FIELD_VALUE, "Jane Roe"),
+        (FIELD_VALUE, "B-2019-77"),
+        (FIELD_NAME, "aperio.Jane Roe 1970-01-01"),
+    ]
+    assert got.skipped == {FIELD_VALUE: 3}
