@@ -20,7 +20,7 @@ from PIL import Image
 
 from slidegate.formats.tiff import Layout, PageRef
 
-#: largest side of one window of the larger level that is read for a comparison
+#: window side of the larger level where it is not tiled (else one of its tiles)
 WINDOW = 512
 #: correlation of the sampled grey values above which two pages show the same content
 MIN_CORRELATION = 0.75
@@ -50,41 +50,81 @@ def _grey(region: NDArray[np.generic], axes: str) -> NDArray[np.float32]:
     return np.asarray(a, dtype=np.float32)
 
 
-def _windows(h: int, w: int, side_y: int, side_x: int) -> list[tuple[int, int]]:
-    """Top-left corners of a 3 x 3 grid of windows centred at 1/6, 1/2 and 5/6 of each side."""
-    ys = [min(max(0, int(h * f) - side_y // 2), h - side_y) for f in (1 / 6, 1 / 2, 5 / 6)]
-    xs = [min(max(0, int(w * f) - side_x // 2), w - side_x) for f in (1 / 6, 1 / 2, 5 / 6)]
-    return [(y, x) for y in ys for x in xs]
+class _Tiles:
+    """Regions of one page, decoding each tile at most once (tifffile's own decoder, straight
+    from the file: no array store per read); a stripped page is decoded whole, once."""
+
+    def __init__(self, page: tifffile.TiffPage) -> None:
+        self.page = page
+        self.cache: dict[int, NDArray[np.generic]] = {}
+        self.whole: NDArray[np.generic] | None = None
+
+    def _tile(self, index: int) -> NDArray[np.generic]:
+        if index not in self.cache:
+            page = self.page
+            fh = page.parent.filehandle
+            fh.seek(int(page.dataoffsets[index]))
+            data = fh.read(int(page.databytecounts[index]))
+            seg, _, _ = page.decode(data or None, index, jpegtables=page.jpegtables)
+            th, tw = int(page.tilelength), int(page.tilewidth)
+            tile = np.zeros((th, tw, int(page.samplesperpixel)), page.dtype)
+            if seg is not None:
+                tile = np.asarray(seg).reshape(th, tw, -1)
+            self.cache[index] = tile
+        return self.cache[index]
+
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> NDArray[np.float32]:
+        page = self.page
+        if not page.is_tiled or page.planarconfig != 1:
+            if self.whole is None:
+                self.whole = np.asarray(page.asarray())
+            return _grey(self.whole[y0:y1, x0:x1], page.axes)
+        th, tw = int(page.tilelength), int(page.tilewidth)
+        across = -(-int(page.imagewidth) // tw)
+        rows = []
+        for ty in range(y0 // th, (y1 - 1) // th + 1):
+            row = [self._tile(ty * across + tx) for tx in range(x0 // tw, (x1 - 1) // tw + 1)]
+            rows.append(np.concatenate(row, axis=1))
+        band = np.concatenate(rows, axis=0)
+        oy, ox = (y0 // th) * th, (x0 // tw) * tw
+        return _grey(band[y0 - oy : y1 - oy, x0 - ox : x1 - ox], "YXS")
+
+
+def _starts(size_large: int, f: float, tile: int, side: int, size_small: int) -> list[int]:
+    """Small-page window starts near 1/6, 1/2 and 5/6 whose larger-page windows begin on a
+    tile boundary there, so each one decodes a single tile of the larger page."""
+    out = []
+    for frac in (1 / 6, 1 / 2, 5 / 6):
+        t0 = (int(size_large * frac) // tile) * tile
+        y = min(int(np.ceil(t0 / f)), size_small - side)
+        out.append(max(0, y))
+    return out
 
 
 def same_content(small: tifffile.TiffPage, large: tifffile.TiffPage) -> bool:
     """`small` shows what `large` shows, at its scale (see the module docstring)."""
-    import zarr
-
     fy = large.imagelength / small.imagelength
     fx = large.imagewidth / small.imagewidth
-    side_y = max(1, min(small.imagelength // 6 or 1, int(WINDOW / fy)))
-    side_x = max(1, min(small.imagewidth // 6 or 1, int(WINDOW / fx)))
-    lo = zarr.open_array(small.aszarr(), mode="r")
-    hi = zarr.open_array(large.aszarr(), mode="r")
-    ay, ax = small.axes.index("Y"), small.axes.index("X")
+    tl_y = int(large.tilelength) if large.is_tiled else WINDOW
+    tl_x = int(large.tilewidth) if large.is_tiled else WINDOW
+    side_y = max(1, min(small.imagelength // 6 or 1, int((tl_y - 1) / fy) - 1))
+    side_x = max(1, min(small.imagewidth // 6 or 1, int((tl_x - 1) / fx) - 1))
+    lo, hi = _Tiles(small), _Tiles(large)
     votes = 0
-    for y, x in _windows(int(small.imagelength), int(small.imagewidth), side_y, side_x):
-        sel_lo = [slice(None)] * len(small.axes)
-        sel_lo[ay], sel_lo[ax] = slice(y, y + side_y), slice(x, x + side_x)
-        sel_hi = [slice(None)] * len(large.axes)
-        y0, x0 = int(y * fy), int(x * fx)
-        sel_hi[large.axes.index("Y")] = slice(y0, min(large.imagelength, y0 + round(side_y * fy)))
-        sel_hi[large.axes.index("X")] = slice(x0, min(large.imagewidth, x0 + round(side_x * fx)))
-        a = _grey(np.asarray(lo[tuple(sel_lo)]), small.axes)
-        b = _grey(np.asarray(hi[tuple(sel_hi)]), large.axes)
-        boxed = Image.fromarray(b, mode="F").resize(a.shape[::-1], Image.Resampling.BOX)
-        iy = np.minimum((np.arange(a.shape[0]) * fy).astype(int), b.shape[0] - 1)
-        ix = np.minimum((np.arange(a.shape[1]) * fx).astype(int), b.shape[1] - 1)
-        picked = b[np.ix_(iy, ix)]  # scanners that subsample instead of filter
-        votes += any(
-            _agree(a.ravel(), np.asarray(r, np.float32).ravel(), small) for r in (boxed, picked)
-        )
+    for y in _starts(int(large.imagelength), fy, tl_y, side_y, int(small.imagelength)):
+        for x in _starts(int(large.imagewidth), fx, tl_x, side_x, int(small.imagewidth)):
+            a = lo.read(y, y + side_y, x, x + side_x)
+            y0, x0 = int(y * fy), int(x * fx)
+            y1 = min(int(large.imagelength), y0 + max(1, round(side_y * fy)))
+            x1 = min(int(large.imagewidth), x0 + max(1, round(side_x * fx)))
+            b = hi.read(y0, y1, x0, x1)
+            boxed = Image.fromarray(b, mode="F").resize(a.shape[::-1], Image.Resampling.BOX)
+            iy = np.minimum((np.arange(a.shape[0]) * fy).astype(int), b.shape[0] - 1)
+            ix = np.minimum((np.arange(a.shape[1]) * fx).astype(int), b.shape[1] - 1)
+            picked = b[np.ix_(iy, ix)]  # scanners that subsample instead of filter
+            votes += any(
+                _agree(a.ravel(), np.asarray(r, np.float32).ravel(), small) for r in (boxed, picked)
+            )
     return votes >= MIN_VOTES
 
 
