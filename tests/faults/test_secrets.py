@@ -97,6 +97,8 @@ def test_secret_key_never_leaks(
         target = "secrets-block" if name.startswith("block") else "secrets"
         spec = write_spec(fault_cohort, f"s3://{fault_bucket}/{target}", target)
         work = tmp_path / f"work-{name}"
+        # a registry per run: the same slides released twice would be blocked by the ledger
+        run_env = {**run_env, "XDG_DATA_HOME": str(tmp_path / f"data-{name}")}
         args = ["release", str(spec), "--work-dir", str(work)]
         done = _cli([*args, "--s3-endpoint-url", s3_env.endpoint_url, *extra], run_env, tmp_path)
         codes[name] = done.returncode
