@@ -94,9 +94,11 @@ class NeedleSet:
     def add(self, rule: str, value: str, known: frozenset[str] = frozenset()) -> None:
         text = value.strip()
         low = text.lower()
+        core = {c for c in low if c.isalnum()}
         if (
             not text
             or too_short(text)
+            or len(core) <= 1  # "0.0000", "00:00:00", "----": one repeated character
             or low in GENERIC_WORDS
             or low in ZARR_VOCABULARY
             or low in LAYOUT_WORDS

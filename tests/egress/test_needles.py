@@ -180,3 +180,13 @@ def test_release_level_needles_leave_out_plain_words_and_policy_text() -> None:
         (FIELD_NAME, "aperio.Jane Roe 1970-01-01"),
     ]
     assert got.skipped == {FIELD_VALUE: 3}
+
+
+def test_values_of_one_repeated_character_are_no_needles() -> None:
+    from slidegate.egress.needles import NeedleSet
+
+    needles = NeedleSet()
+    for value in ("0.0000", "00:00:00", "0000-00-00", "1111111", "Roe 0.0000"):
+        needles.add("egress.field-value", value)
+    assert [v for _, v in needles.needles] == ["Roe 0.0000"]
+    assert needles.skipped == {"egress.field-value": 4}
