@@ -27,10 +27,23 @@ def start_release(cohort, name: str, profile: str, env: dict[str, str], work: Pa
     spec = cohort.root / f"{name}.yaml"
     spec.write_text(
         f"release: {name}\nsource: slides\ncohort: cohort.csv\nprofile: {profile}\n"
-        f"target: out\ncanaries: canaries.json\n"
+        f"target: out/{name}\ncanaries: canaries.json\n"
     )
+    # a target and a registry per release: the module's releases share one cohort, and one
+    # registry's ledger would block the second release of the same slides
+    registry = f"sqlite:///{work.parent / f'registry-{name}.sqlite'}"
     return subprocess.Popen(
-        [*SLIDEGATE, "release", str(spec), "--work-dir", str(work), "--workers", "1"],
+        [
+            *SLIDEGATE,
+            "release",
+            str(spec),
+            "--work-dir",
+            str(work),
+            "--workers",
+            "1",
+            "--registry-url",
+            registry,
+        ],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -52,7 +65,7 @@ def test_paused_release_is_published_after_approve(
     proc = start_release(cohort, "steward-ok", "steward", env, tmp_path / "work")
     try:
         run = wait_for_run("release-steward-ok", "PAUSED")
-        target = cohort.root / "out" / "steward-ok"
+        target = cohort.root / "out" / "steward-ok" / "steward-ok"
         assert not (target / "manifest.json").exists()  # paused before publishing
         answered = slidegate("approve", str(run.id), env=env)
         assert answered.returncode == 0, answered.stderr
@@ -109,7 +122,7 @@ def test_unanswered_release_is_rejected_by_the_timeout(
     finally:
         proc.kill()
     assert "rejected: nothing published" in out
-    assert not (cohort.root / "out" / "steward-late" / "manifest.json").exists()
+    assert not (cohort.root / "out" / "steward-late" / "steward-late" / "manifest.json").exists()
     record = json.loads(
         (tmp_path / "work" / "releases" / "steward-late" / "approval.json").read_text()
     )

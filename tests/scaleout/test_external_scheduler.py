@@ -72,6 +72,8 @@ def test_external_scheduler_equals_local_cluster(
                 str(remote.work_dir),
                 "--s3-endpoint-url",
                 admin_env.endpoint_url,
+                "--registry-url",  # its own registry: one ledger blocks the same slides twice
+                f"sqlite:///{tmp_path}/remote-registry.sqlite",
             ]
         )
     finally:
