@@ -196,7 +196,7 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
     try:  # the risk model's and the ledger's inputs, computed here: the cohort holds no images
         update["signature"] = sign_output(out)
     except Exception as exc:  # unreadable: this slide only is quarantined
-        log.error("slide %s quarantined: output unreadable for the risk model", report.slide_id)
+        log.error("slide %s quarantined: output unreadable for the risk model", report.pseudonym)
         reason = f"audit: output unreadable for the risk model ({type(exc).__name__})"
         return quarantine(report, "audit", reason).model_copy(update=update)
     # the egress gate: keys and documents searched for every needle, hashes admitted
