@@ -132,3 +132,43 @@ def dicom_frames(real: Path, out: Path, secret: str) -> list[str]:
 
 def decode_jpeg(data: bytes) -> np.ndarray:
     return np.asarray(imagecodecs.jpeg8_decode(data))
+
+
+def _patch_u32(data: bytearray, at: int, value: int) -> None:
+    data[at : at + 4] = value.to_bytes(4, "little")
+
+
+def ndpi_hidden(real: Path, out: Path, secret: str) -> list[str]:
+    """The real NDPI with the JPEG stream of its first two levels rewritten by raw bytes: an
+    EXIF APP1 and a COM inserted after SOI (the McuStarts tile table shifted to match), a COM
+    and an APP9 after the scan, text after EOI. The new streams go to the end of the file and
+    the page's StripOffsets / StripByteCounts / McuStarts are patched in place."""
+    data = bytearray(real.read_bytes())
+    words = []
+    with tifffile.TiffFile(real) as tif:
+        pages = [tif.pages[i] for i in (0, 1)]
+        for n, page in enumerate(pages):
+            assert isinstance(page, tifffile.TiffPage)
+            offsets, counts = page.tags["StripOffsets"], page.tags["StripByteCounts"]
+            mcu = page.tags[65426]  # NDPI McuStarts: tile starts relative to the stream
+            assert offsets.count == counts.count == 1 and mcu.dtype == 4  # LONG, inline offsets
+            start = int.from_bytes(data[offsets.valueoffset : offsets.valueoffset + 4], "little")
+            size = int.from_bytes(data[counts.valueoffset : counts.valueoffset + 4], "little")
+            stream = bytes(data[start : start + size])
+            assert stream[:2] == b"\xff\xd8" and stream.endswith(b"\xff\xd9")
+            w = [f"{secret}N{n}{k}" for k in range(5)]
+            head = crafts.segment(0xE1, b"Exif\x00\x00" + w[0].encode()) + crafts.segment(
+                0xFE, w[1].encode()
+            )
+            tail = crafts.segment(0xFE, w[2].encode()) + crafts.segment(0xE9, w[3].encode())
+            new = stream[:2] + head + stream[2:-2] + tail + b"\xff\xd9" + w[4].encode()
+            _patch_u32(data, offsets.valueoffset, len(data))
+            _patch_u32(data, counts.valueoffset, len(new))
+            for k in range(mcu.count):
+                at = mcu.valueoffset + 4 * k
+                value = int.from_bytes(data[at : at + 4], "little")
+                _patch_u32(data, at, value + len(head))
+            data += new
+            words += w
+    out.write_bytes(bytes(data))
+    return words

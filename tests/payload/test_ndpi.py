@@ -1,7 +1,8 @@
 """NDPI: the tiles tifffile shows are fragments of one JPEG stream per page, decoded with the
 page's JPEG header, and that header carries a COM (the scanner's text). Such pages are never
 passed through (the header would sit in zarr.json): they are decoded and re-encoded, so no
-byte of the header is published. Real file, no slidegate.synth."""
+byte of the header, and nothing hidden anywhere else in the stream, is published. Crafted
+from the real file by raw bytes, no slidegate.synth."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from slidegate.convert import ConvertOptions, write_ome_zarr
 from slidegate.deid import load_deid_policy, plan_deid
 from slidegate.formats import read_facts
 from tests.leaksearch import find_leaks
+from tests.payload import slides
 
 NDPI = "hamamatsu-ndpi/test3-DAPI-2-387.ndpi"
 
@@ -27,25 +29,36 @@ def _com_text(header: bytes) -> str:
     return header[at + 4 : at + 2 + n].split(b"\x00")[0].decode("ascii")
 
 
-def test_ndpi_header_comment_is_never_published(
+def test_crafted_ndpi_hiding_places_are_never_published(
     real_slides: Path, policies_dir: Path, tmp_path: Path
 ) -> None:
-    source = real_slides / NDPI
-    with tifffile.TiffFile(source) as tif:
+    """The real NDPI rewritten by raw bytes (tests/payload/slides.ndpi_hidden): EXIF and a
+    COM before the scan, a COM and an APP9 after it, text after EOI, in levels 0 and 1.
+    tifffile decodes it like the original; slidegate converts it with every level equal to
+    that decode and no secret in any output byte or key. The header's own COM (the scanner's
+    text, real) is never published either: such pages are re-encoded, not passed through."""
+    source = tmp_path / "crafted.ndpi"
+    words = slides.ndpi_hidden(real_slides / NDPI, source, "CANARYNDPI")
+    raw = source.read_bytes()
+    assert all(w.encode() in raw for w in words)
+    with tifffile.TiffFile(real_slides / NDPI) as tif:
         page = tif.pages[0]
         assert isinstance(page, tifffile.TiffPage) and page.jpegheader is not None
         text = _com_text(page.jpegheader)
-    assert len(text) > 12
+    assert len(text) > 12 and text.encode() in raw
     facts = read_facts(source, source.name)
-    plan = plan_deid(facts, load_deid_policy(policies_dir / "deid/ndpi.yaml"), "s-00000000000000ad")
+    plan = plan_deid(facts, load_deid_policy(policies_dir / "deid/ndpi.yaml"), "s-00000000000000ae")
     out = tmp_path / "n.ome.zarr"
     write_ome_zarr(source, plan, out, ConvertOptions())  # the default mode: pass-through
     for i in range(len(plan.levels)):
         meta = json.loads((out / str(i) / "zarr.json").read_text())
         names = [c["name"] for c in meta["codecs"][0]["configuration"]["codecs"]]
         assert "numcodecs.imagecodecs_jpeg" not in names, i  # re-encoded, not copied
-    assert find_leaks(out, {"com": text, "com-start": text[:12]}) == []
-    got = np.asarray(zarr.open_group(str(out), mode="r")["0"][:]).transpose(1, 2, 0)
-    with tifffile.TiffFile(source) as tif:
-        want = tif.series[0].levels[0].asarray()
-    np.testing.assert_array_equal(got.reshape(want.shape), want)
+    needles = {w: w for w in words} | {"com": text, "com-start": text[:12]}
+    assert find_leaks(out, needles) == []
+    group = zarr.open_group(str(out), mode="r")
+    with tifffile.TiffFile(real_slides / NDPI) as tif:
+        for i in range(len(plan.levels)):
+            want = tif.series[0].levels[i].asarray()
+            got = np.asarray(group[str(i)][:]).transpose(1, 2, 0)
+            np.testing.assert_array_equal(got.reshape(want.shape), want, err_msg=f"level {i}")
