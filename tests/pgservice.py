@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 
 @dataclass(frozen=True)
 class PostgresService:
@@ -79,3 +81,11 @@ def postgres() -> Iterator[PostgresService]:
             timeout=60,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+def url_for(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh registry of the kind `request.param` names."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/registry/registry.sqlite"
+    service: PostgresService = request.getfixturevalue("pg_service")
+    return service.create_database()

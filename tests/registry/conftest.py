@@ -1,4 +1,5 @@
-"""Every registry test runs on SQLite and on a real PostgreSQL server."""
+"""Every registry test runs on SQLite and on a real PostgreSQL server (whole releases on
+PostgreSQL: under `slow`, see test_release_registry.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pgservice import PostgresService, pg_bin, postgres
+from tests.pgservice import PostgresService, pg_bin, postgres, url_for
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +21,4 @@ def pg_service() -> Iterator[PostgresService]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/registry/registry.sqlite"
-    service: PostgresService = request.getfixturevalue("pg_service")
-    return service.create_database()
+    return url_for(request, tmp_path)

@@ -23,9 +23,17 @@ from slidegate.publish.release import verify_release
 from slidegate.publish.stores import open_store
 from slidegate.registry import Registry
 from slidegate.settings import Settings
+from tests.pgservice import url_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
+
+
+# whole releases on both databases: the PostgreSQL runs are under `slow` (`make test-all`), the
+# registry's own tests (tests/registry/test_registry.py) run on both in the default run
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return url_for(request, tmp_path)
 
 
 @pytest.fixture(scope="module")
