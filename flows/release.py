@@ -247,7 +247,9 @@ def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
             reports.append(fut.result(raise_on_failure=True))
         except BaseException as raised:  # the task's own exception, after its retries
             exc = explain(raised, ctx.settings)
-            log.error("slide %s failed after retries: %s", slide_id, type(exc).__name__)
+            log.error(
+                "slide %s failed after retries: %s", ctx.pseudonyms[slide_id], type(exc).__name__
+            )
             reports.append(failed(slide_id, ctx.pseudonyms[slide_id], exc))
     order = {s.slide_id: i for i, s in enumerate(ctx.slides)}
     return sorted(reports, key=lambda r: order[r.slide_id])

@@ -60,7 +60,7 @@ def inventory(ctx: ReleaseContext, slide: CohortSlide) -> SlideReport:
         with slide_source(slide.path, ctx.settings, ctx.work) as src:
             facts = read_facts(src, slide.slide_id)
     except SLIDE_ERRORS as exc:
-        log.warning("slide %s quarantined at inventory: %s", slide.slide_id, exc)
+        log.warning("slide %s quarantined at inventory: %s", pseudonym, exc)
         return quarantine(report, "inventory", exc.reason)
     if isinstance(slide.path, S3Ref):  # facts name the object, not a scratch copy
         facts = facts.model_copy(update={"source_path": str(slide.path)})
@@ -101,19 +101,21 @@ def deidentify(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
                     size = write_original_copy(src, plan, copy, ctx.dicom_uid_key)
                     copied = {"original_copy_bytes": size}
                 except CopyNotPossible as exc:
-                    log.warning("slide %s released without a copy: %s", report.slide_id, exc.reason)
+                    log.warning(
+                        "slide %s released without a copy: %s", report.pseudonym, exc.reason
+                    )
                     copy = None
     except (TransientIOError, OSError):
         _discard(out, copy)  # e.g. disk full: no partial output stays
         raise
     except SLIDE_ERRORS as exc:
-        log.warning("slide %s quarantined at de-identification: %s", report.slide_id, exc)
+        log.warning("slide %s quarantined at de-identification: %s", report.pseudonym, exc)
         _discard(out, copy)
         return quarantine(report, "deidentify", exc.reason)
     except Exception as exc:  # a decoder failing mid-slide: the file is damaged
         log.warning(
             "slide %s quarantined: conversion failed with %s; check the file with a viewer",
-            report.slide_id,
+            report.pseudonym,
             type(exc).__name__,
         )
         _discard(out, copy)
@@ -202,7 +204,7 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
     # the egress gate: keys and documents searched for every needle, hashes admitted
     admitted = admit_slide(ctx, report.model_copy(update={"stage": "audit", **update}), facts, plan)
     if admitted.status == "quarantined":
-        log.error("slide %s quarantined: %s", report.slide_id, admitted.reason)
+        log.error("slide %s quarantined: %s", report.pseudonym, admitted.reason)
         return admitted
     # with staging on S3 both outputs leave the worker: publishing needs no shared disk
     hashes = admitted.admitted
