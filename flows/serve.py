@@ -7,7 +7,6 @@ deployments of deploy/prefect.yaml, and starts a worker (detached, pid in the wo
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from flows.server import PrefectServer, ensure_server, stop_pid
 from slidegate.errors import SlidegateError
+from slidegate.procs import pid_alive
 
 REPO = Path(__file__).resolve().parent.parent
 PREFECT_FILE = REPO / "deploy" / "prefect.yaml"
@@ -77,7 +77,7 @@ def start_worker(pool: str, env: MutableMapping[str, str], home: Path) -> tuple[
     pid_file = home / f"worker-{pool}.pid"
     if pid_file.is_file():
         pid = int(pid_file.read_text().strip())
-        if _alive(pid):
+        if pid_alive(pid):
             return pid, False
     log = open(home / f"worker-{pool}.log", "ab")  # noqa: SIM115 - the detached child owns it
     proc = subprocess.Popen(
@@ -124,16 +124,6 @@ def serve(
     return Served(
         server=server, pool=pool, worker_pid=pid, worker_started=started, collection=collection
     )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def demo_collection(out: Path) -> Path:

@@ -17,6 +17,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from slidegate.errors import SpecError
+from slidegate.procs import pid_alive
 from slidegate.registry.schema import target_locks
 from slidegate.registry.store import Registry, now
 
@@ -31,13 +32,7 @@ class TargetBusy(SpecError):
 def _alive(host: str, pid: int) -> bool:
     if host != socket.gethostname():
         return True  # cannot tell: the heartbeat decides
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 class TargetLock:
