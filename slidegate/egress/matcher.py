@@ -1,11 +1,16 @@
-"""Multi-needle byte search for the egress gate (Aho-Corasick, one pass per block).
+"""Multi-needle byte search for the egress gate and the audit (Hyperscan, one pass per block).
 
 Each needle (a text value with a label) is searched for in several encodings: UTF-8, UTF-16LE,
-UTF-16BE, hexadecimal of the UTF-8 bytes (of the value, its lower and its upper case;
-hex digits of either case) and the JSON-escaped forms
-(`\\uXXXX` escapes and raw UTF-8). Matching is case-insensitive: the needles and each block of
-the haystack are ASCII-lowercased (so upper-case hex folds onto lower-case hex). Identical
-patterns are searched once and report every label they stand for.
+UTF-16BE, hexadecimal of the UTF-8 bytes (of the value, its lower and its upper case; hex
+digits of either case) and the JSON-escaped forms (`\\uXXXX` escapes and raw UTF-8). Keys,
+documents and short texts (`find`) are matched ASCII case-insensitively (Hyperscan's caseless
+literals: no lowercased copy of the haystack). Bulk binary data (`scan_stream`, `scan_file`
+of a non-document: image chunks, copies) is matched case-sensitively for the value, its lower
+and its upper case: any case mix of a 4-letter needle would match the random-looking bytes of
+a large compressed image about once per 250 MB. Identical patterns are searched once and
+report every label they stand for. The patterns of a matcher are compiled once into one
+Hyperscan database (SIMD literal matching, GB/s per core whatever the number of needles);
+`cached` reuses a matcher across the slides of a process.
 
 Files are streamed in blocks with an overlap of (longest pattern - 1) bytes, so a needle split
 across two blocks is still found. Text documents (JSON, CSV, HTML, Markdown, SHA256SUMS) are
@@ -22,11 +27,13 @@ import base64
 import binascii
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-import ahocorasick_rs
+import hyperscan
 
 BLOCK_SIZE = 4 * 1024 * 1024
 MIN_CHARS = 4
@@ -54,6 +61,25 @@ def is_document(name: str) -> bool:
 
 def variants(value: str) -> set[bytes]:
     """Every encoding of `value` searched for, ASCII-lowercased."""
+    return {v.lower() for v in _encodings(value)}
+
+
+def exact_variants(value: str) -> set[bytes]:
+    """Every encoding of `value`, of its lower and of its upper case, as they are (the
+    case-sensitive search of bulk binary data; see `Matcher.scan_stream`)."""
+    forms = {value, value.lower(), value.upper()}
+    out = set().union(*(_encodings(f) for f in forms))
+    # hex digits of either case
+    out |= {v.upper() for v in out if _HEX.fullmatch(v)} | {
+        v.lower() for v in out if _HEX.fullmatch(v)
+    }
+    return out
+
+
+_HEX = re.compile(rb"[0-9a-fA-F]+")
+
+
+def _encodings(value: str) -> set[bytes]:
     raw = value.encode("utf-8")
     out = {
         raw,
@@ -65,20 +91,50 @@ def variants(value: str) -> set[bytes]:
         json.dumps(value)[1:-1].encode("ascii"),
         json.dumps(value, ensure_ascii=False)[1:-1].encode("utf-8"),
     }
-    return {v.lower() for v in out if v}
+    return {v for v in out if v}
+
+
+_FLAGS = hyperscan.HS_FLAG_SINGLEMATCH
+
+
+def _expression(pattern: bytes) -> bytes:
+    """A literal byte string as a Hyperscan expression (every byte escaped: NUL included)."""
+    h = pattern.hex()
+    return ("\\x" + "\\x".join(h[i : i + 2] for i in range(0, len(h), 2))).encode("ascii")
+
+
+def _database(patterns: list[bytes], caseless: bool) -> Any:
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    flags = _FLAGS | (hyperscan.HS_FLAG_CASELESS if caseless else 0)
+    db.compile(
+        expressions=[_expression(p) for p in patterns],
+        ids=list(range(len(patterns))),
+        elements=len(patterns),
+        flags=[flags] * len(patterns),
+    )
+    return db
+
+
+def _text(value: str | bytes) -> str:
+    if isinstance(value, str):
+        return value
+    return value.decode("utf-8", "surrogateescape")
 
 
 class Matcher:
-    """Compiled needles: `(label, value)` pairs. Reusable and thread-safe for searching."""
+    """Compiled needles: `(label, value)` pairs. Reusable and thread-safe for searching (one
+    Hyperscan scratch space per thread)."""
 
-    def __init__(self, needles: Iterable[tuple[str, str]]) -> None:
+    def __init__(self, needles: Iterable[tuple[str, str | bytes]]) -> None:
         by_pattern: dict[bytes, set[str]] = {}
+        self._texts: list[tuple[str, str]] = []
         skipped = 0
         for label, value in needles:
-            text = value.strip()[:MAX_CHARS]
+            text = _text(value).strip()[:MAX_CHARS]
             if len(text) < MIN_CHARS:
                 skipped += 1
                 continue
+            self._texts.append((label, text))
             for v in variants(text):
                 by_pattern.setdefault(v, set()).add(label)
         self.skipped = skipped
@@ -86,21 +142,78 @@ class Matcher:
         self._labels = [frozenset(by_pattern[p]) for p in self._patterns]
         self.labels = frozenset().union(*self._labels) if self._labels else frozenset()
         self.longest = max((len(p) for p in self._patterns), default=0)
-        self._ac = ahocorasick_rs.BytesAhoCorasick(self._patterns) if self._patterns else None
+        self._setup()
+
+    def _setup(self) -> None:
+        self._db = _database(self._patterns, caseless=True) if self._patterns else None
+        self._exact: Matcher._Exact | None = None
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    class _Exact:
+        """The case-sensitive database of bulk binary data (compiled on first use)."""
+
+        def __init__(self, texts: list[tuple[str, str]]) -> None:
+            by_pattern: dict[bytes, set[str]] = {}
+            for label, text in texts:
+                for v in exact_variants(text):
+                    by_pattern.setdefault(v, set()).add(label)
+            self.patterns = sorted(by_pattern)
+            self.labels = [frozenset(by_pattern[p]) for p in self.patterns]
+            self.db = _database(self.patterns, caseless=False) if self.patterns else None
+
+    def _exact_db(self) -> Matcher._Exact:
+        with self._lock:
+            if self._exact is None:
+                self._exact = Matcher._Exact(self._texts)
+            return self._exact
+
+    def __getstate__(self) -> dict[str, Any]:  # the databases are compiled again where unpickled
+        skip = ("_db", "_exact", "_lock", "_local")
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._setup()
 
     def __len__(self) -> int:
         """Number of distinct patterns searched for (all encodings)."""
         return len(self._patterns)
 
+    def _ids(self, data: bytes | memoryview, exact: bool = False) -> set[int]:
+        """Indexes of the patterns (of the exact database if `exact`) occurring in `data`."""
+        found: set[int] = set()
+        db = self._exact_db().db if exact else self._db
+        if db is None or not len(data):
+            return found
+        name = "exact" if exact else "caseless"
+        scratch = getattr(self._local, name, None)
+        if scratch is None:
+            scratch = hyperscan.Scratch(db)
+            setattr(self._local, name, scratch)
+
+        def hit(idx: int, _start: int, _end: int, _flags: int, _ctx: object) -> None:
+            found.add(idx)
+
+        db.scan(data, match_event_handler=hit, scratch=scratch)
+        return found
+
     def _matches(self, data: bytes) -> list[tuple[int, int, int]]:
-        if self._ac is None or not data:
-            return []
-        return self._ac.find_matches_as_indexes(data.lower(), overlapping=True)
+        """(pattern index, start, stop) of every occurrence (for spans: short texts)."""
+        low = data.lower()
+        out = []
+        for idx in self._ids(data):
+            pattern = self._patterns[idx]
+            at = low.find(pattern)
+            while at >= 0:
+                out.append((idx, at, at + len(pattern)))
+                at = low.find(pattern, at + 1)
+        return out
 
     def find(self, data: bytes) -> set[str]:
         """Labels of every needle in `data` (any encoding, any case), overlaps included."""
         found: set[str] = set()
-        for idx, _, _ in self._matches(data):
+        for idx in self._ids(data):
             found |= self._labels[idx]
         return found
 
@@ -126,15 +239,19 @@ class Matcher:
         return "".join(out)
 
     def scan_stream(self, fh: BinaryIO, block_size: int = BLOCK_SIZE) -> set[str]:
-        """Search a stream block by block (bounded memory, overlap between blocks)."""
-        if self._ac is None:
+        """Search bulk binary data block by block (bounded memory, overlap between blocks),
+        case-sensitively for the value, its lower and its upper case: a short needle in any
+        case mix would match random bytes of a large image far too often."""
+        if self._db is None:
             return set()
-        overlap = self.longest - 1
+        exact = self._exact_db()
+        overlap = max((len(p) for p in exact.patterns), default=1) - 1
         found: set[str] = set()
         tail = b""
         while block := fh.read(block_size):
             data = tail + block if tail else block
-            found |= self.find(data)
+            for idx in self._ids(data, exact=True):
+                found |= exact.labels[idx]
             tail = data[-overlap:] if overlap > 0 else b""
         return found
 
@@ -155,6 +272,29 @@ class Matcher:
             return self.scan_document(path.read_bytes())
         with path.open("rb") as fh:
             return self.scan_stream(fh)
+
+
+#: matchers kept per process by `cached` (a worker serves slides of a few releases at a time)
+CACHE_SIZE = 4
+_cache: OrderedDict[tuple[tuple[str, str | bytes], ...], Matcher] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def cached(needles: Iterable[tuple[str, str | bytes]]) -> Matcher:
+    """The matcher of `needles`, compiled once per process and reused (the needles every slide
+    of a release shares: canaries, cohort identifiers, source names), so a slide's search
+    costs the same whatever the size of its cohort."""
+    key = tuple(needles)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    matcher = Matcher(key)
+    with _cache_lock:
+        _cache[key] = matcher
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return matcher
 
 
 def _decode(run: bytes) -> Iterator[bytes]:

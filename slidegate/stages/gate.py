@@ -2,10 +2,13 @@
 
 `admit_slide` (worker, right after a clean audit): every key of the slide's outputs is searched
 for the slide's needles (its field values and unknown field names, canaries, cohort identifiers,
-source names), every text document of the output (zarr.json...) in full, base64 inside
-included; then the sha256 of every object is recorded as admitted. A finding quarantines the
-slide (reason: rule ids). Binary objects (chunks, shards, the original-format copy) were
-searched by the audit and are admitted by hash, not searched again.
+source names) and so is every byte of every object: text documents (zarr.json...) in full,
+base64 inside included, any case; binary objects (chunks, shards, the original-format copy)
+case-sensitively in the value's own, lower and upper case. Then the sha256 of every object is
+recorded as admitted and the publish step passes it by hash. A finding quarantines the slide
+(reason: rule ids). The needles every slide shares (canaries, cohort identifiers, source
+names) are built and compiled once per process and release (`shared_needles`,
+`matcher.cached`): a slide's admission costs the same in a cohort of 10 or 10,000.
 
 `release_gate` (flow, at finalize): a gate over the target with the whole release's needle
 set, every slide's inventory included: cohort.csv, reports, Data Docs, SHA256SUMS and the
@@ -17,14 +20,17 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from slidegate.audit.copy_check import copy_needles
 from slidegate.audit.scan import iter_files
 from slidegate.cohort import read_cohort
 from slidegate.egress.gate import Gate, masked
-from slidegate.egress.matcher import Matcher, is_document
+from slidegate.egress.matcher import Matcher, cached, is_document
 from slidegate.egress.needles import (
     COHORT_DROPPED,
     FIELD_NAME,
@@ -100,31 +106,77 @@ def _output_files(report: SlideReport) -> list[tuple[str, Path]]:
     return files
 
 
+_shared: OrderedDict[tuple[Any, ...], tuple[tuple[str, str], ...]] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def _stat(path: Path | None) -> tuple[Any, ...]:
+    if path is None:
+        return ()
+    try:
+        st = path.stat()
+    except OSError:
+        return (str(path),)
+    return (str(path), st.st_mtime_ns, st.st_size)
+
+
+def shared_needles(ctx: ReleaseContext) -> tuple[tuple[str, str], ...]:
+    """`common_needles` of the slides' admission, built once per process and release (the
+    cohort table is read once, not once per slide); a changed cohort or canaries file, spec or
+    policy builds them again."""
+    key = (ctx.release, ctx.spec_hash, ctx.policy_hash, len(ctx.slides),
+           _stat(ctx.cohort_path), _stat(ctx.canaries_path))  # fmt: skip
+    with _shared_lock:
+        if key in _shared:
+            return _shared[key]
+    needles = tuple(common_needles(ctx, dropped_columns=False).needles)
+    with _shared_lock:
+        _shared[key] = needles
+        while len(_shared) > 4:
+            _shared.popitem(last=False)
+    return needles
+
+
+def _scan(matchers: Sequence[Matcher], key: str, path: Path, own: frozenset[str]) -> set[str]:
+    """Rule ids found in an object's key and every byte of it."""
+    hits: set[str] = set()
+    data = masked(path.read_bytes(), own) if is_document(key) else None
+    for m in matchers:
+        hits |= m.find(masked(key.encode("utf-8"), own))
+        if data is not None:
+            hits |= m.scan_document(data)
+        else:
+            with path.open("rb") as fh:
+                hits |= m.scan_stream(fh)
+    return hits
+
+
 def admit_slide(
     ctx: ReleaseContext, report: SlideReport, facts: SlideFacts, plan: DeidPlan
 ) -> SlideReport:
-    """Search keys and documents of a freshly audited slide; record admitted hashes.
+    """Search keys and every byte of a freshly audited slide; record admitted hashes.
     Returns the report with `admitted` set, or quarantined (stage "gate") on a finding."""
-    needles = slide_needles(facts, plan, vocabulary(ctx, [plan]))
-    needles.extend(common_needles(ctx, dropped_columns=False))
-    matcher = Matcher(needles.needles)
+    own_needles = slide_needles(facts, plan, vocabulary(ctx, [plan])).needles
+    shared = shared_needles(ctx)
+    matchers = [Matcher(own_needles), cached(shared)]
     # the original-format copy is a DICOM file of technical attributes: the copy check's
     # needle set (no structural values, no standard UIDs), like the audit's copy scan
-    copy_matcher = Matcher(_copy_set(needles.needles, plan.format))
+    copy_matchers = [
+        Matcher(_copy_set(own_needles, plan.format)),
+        cached(tuple(_copy_set(list(shared), plan.format))),
+    ]
     admitted: list[str] = []
     rules: set[str] = set()
     own = frozenset({report.pseudonym})  # slidegate's own text, masked (see egress/gate.py)
+    zarr_prefix = f"slides/{report.pseudonym}.ome.zarr/"
     for key, path in _output_files(report):
-        m = copy_matcher if not key.startswith(f"slides/{report.pseudonym}.ome.zarr/") else matcher
-        hits = m.find(masked(key.encode("utf-8"), own))
-        if is_document(key):
-            hits |= m.scan_document(masked(path.read_bytes(), own))
+        hits = _scan(matchers if key.startswith(zarr_prefix) else copy_matchers, key, path, own)
         if hits:
             log.error(
                 "slide %s: egress gate found %s in %s",
                 report.pseudonym,
                 ", ".join(sorted(hits)),
-                m.redact(key),
+                matchers[0].redact(matchers[1].redact(key)),
             )
             rules |= hits
             continue
@@ -227,5 +279,6 @@ def release_gate(
 def slide_gate(ctx: ReleaseContext, store: Store, report: SlideReport) -> Gate:
     """The gate for one approved slide's objects: admitted hashes only; keys searched for
     the needles every slide shares (the whole set is searched again at finalize)."""
-    needles = common_needles(ctx, dropped_columns=False).needles
-    return Gate(store, Matcher(needles), report.admitted, ctx.pseudonyms.values(), [ctx.release])
+    return Gate(
+        store, cached(shared_needles(ctx)), report.admitted, ctx.pseudonyms.values(), [ctx.release]
+    )

@@ -190,7 +190,7 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         return quarantine(report, "audit", reason).model_copy(update=update)
     if problems:
         log.error(
-            "slide %s quarantined: re-open check failed: %s", report.slide_id, "; ".join(problems)
+            "slide %s quarantined: re-open check failed: %s", report.pseudonym, "; ".join(problems)
         )
         reason = "audit: re-open check failed (" + "; ".join(problems)[:300] + ")"
         return quarantine(report, "audit", reason).model_copy(update=update)
