@@ -1,11 +1,12 @@
 """Frame pass-through for DICOM WSI: each encoded frame (tile) becomes a chunk, cleaned.
 
 Same layout as TIFF pass-through (passthrough.py): chunk = frame size, shards of whole frames,
-(c, y, x) with a `transpose` codec before the JPEG / JPEG 2000 bytes codec. Each frame is
+(c, y, x) with a `transpose` codec before the bytes codec: the registered `jpeg` codec (a
+DICOM baseline frame is a self-contained JPEG stream already) or JPEG 2000. Each frame is
 walked whole and cleaned first (slidegate.payload: COM, APPn, bytes after EOI / EOC removed,
 the pixels unchanged); a frame that cannot be walked raises `Unparsable` (re-encoded). The
-codec config is empty: the slide reader decodes frames with imagecodecs' defaults
-(`dicom_frames.decode`), and so does the chunk codec. Frames a TILED_SPARSE level does not
+codec configuration is empty: the slide reader decodes frames with imagecodecs' defaults
+(`dicom_frames.decode`), as a stock JPEG decoder does. Frames a TILED_SPARSE level does not
 store become missing chunks (fill 0), as the reader returns zeros for them.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import zarr
 
-from slidegate.convert.codecs import ImagecodecsJpeg, ImagecodecsJpeg2k, jpeg2k_available
+from slidegate.convert.codecs import ImagecodecsJpeg2k, Jpeg, jpeg2k_available
 from slidegate.convert.encode import YXC
 from slidegate.convert.passthrough import shard_edge, shard_grid
 from slidegate.convert.shards import check_layout, write_shard
@@ -39,7 +40,7 @@ def eligible(grid: TileGrid) -> bool:
 def create_array(group: zarr.Group, name: str, grid: TileGrid, shard: int) -> zarr.Array:
     s = grid.samples
     jpeg = grid.transfer_syntax in JPEG_BASELINE
-    serializer = ImagecodecsJpeg(configuration={}) if jpeg else ImagecodecsJpeg2k(configuration={})
+    serializer = Jpeg() if jpeg else ImagecodecsJpeg2k()
     arr = group.create_array(
         name=name,
         shape=(s, grid.height, grid.width),

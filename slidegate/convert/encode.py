@@ -5,7 +5,7 @@ Every re-encoded array stores its chunks in (y, x, samples) byte order behind a 
 without a planar copy. Two chunk formats:
 - lossless: [transpose, bytes, blosc zstd]: all Zarr v3 core / numcodecs codecs, so the output
   opens with plain zarr + numcodecs (no imagecodecs);
-- jpeg: [transpose, numcodecs.imagecodecs_jpeg (level = quality)]: needs the codec registered.
+- jpeg: [transpose, jpeg (quality)]: the registered Zarr v3 `jpeg` codec (zarr-extensions).
 Edge chunks are padded with the fill value (0) to the full chunk size, as zarr itself does.
 """
 
@@ -23,7 +23,7 @@ import zarr
 from numcodecs import Blosc
 from zarr.codecs import BloscCodec, BytesCodec, TransposeCodec
 
-from slidegate.convert.codecs import ImagecodecsJpeg
+from slidegate.convert.codecs import Jpeg
 from slidegate.convert.shards import check_layout, write_shard
 
 YXC = TransposeCodec(order=(1, 2, 0))
@@ -58,7 +58,7 @@ def jpeg(quality: int) -> ChunkFormat:
     return ChunkFormat(
         codecs={
             "filters": [YXC],
-            "serializer": ImagecodecsJpeg(configuration={"level": quality}),
+            "serializer": Jpeg(configuration={"quality": quality}),
             "compressors": None,
         },
         encode=lambda a: bytes(imagecodecs.jpeg8_encode(a, level=quality)),

@@ -3,26 +3,35 @@
 Chunk shape = tile shape (samples, tile_h, tile_w); shards hold a whole number of tiles
 (the largest multiple of the tile not above the requested shard edge). The array is (c, y, x)
 as NGFF 0.5 requires, while a JPEG tile decodes to (y, x, c): a Zarr v3 `transpose` codec
-(order [1, 2, 0]) before the JPEG bytes codec maps one onto the other, so every chunk payload is
-the source tile byte for byte, once cleaned: every tile is walked whole (slidegate.payload, a
-band of tiles at a time, vectorised) and its non-coding segments (COM, APPn, bytes after EOI,
-JPEG 2000 COM) are removed losslessly; the shared JPEG tables too before they go into the codec
-configuration. A tile that cannot be walked raises `Unparsable` (the level is re-encoded).
-Edge tiles are full-size in the source and edge chunks are
-full-size in Zarr, so they match too. Zero-length source tiles become missing chunks (fill 0).
+(order [1, 2, 0]) before the bytes codec maps one onto the other. Every tile is walked whole
+and cleaned first (slidegate.payload, a band of tiles at a time, vectorised: COM, APPn, bytes
+after EOI, JPEG 2000 COM removed losslessly). A JPEG chunk is then made self-contained for the
+registered `jpeg` codec (codecs.py): `chunk_prefix` (SOI, an Adobe APP14 marker with transform
+0 when the tiles are RGB-coded, then the coding segments of the shared JPEGTables, cleaned)
+replaces the tile's SOI. The tile's own segments and entropy-coded data follow byte for byte,
+so a stock decoder reads the tables first, as tifffile does, and decodes the same pixels. A
+JPEG 2000 chunk is the cleaned tile. A tile that cannot be walked raises `Unparsable` (the
+level is re-encoded). Edge tiles are full-size in the source and edge chunks are full-size in
+Zarr, so they match too. Zero-length source tiles become missing chunks (fill 0).
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
 import zarr
 
-from slidegate.convert.codecs import JPEG2K, PASSTHROUGH_COMPRESSIONS, jpeg2k_available
+from slidegate.convert.codecs import (
+    JPEG,
+    JPEG2K,
+    PASSTHROUGH_COMPRESSIONS,
+    jpeg2k_available,
+    rgb_coded,
+    standard_decode,
+)
 from slidegate.convert.codecs import tile_codec as _tile_codec
 from slidegate.convert.encode import YXC  # chunk (c, y, x) <-> stored tile (y, x, c)
 from slidegate.convert.shards import (
@@ -31,10 +40,16 @@ from slidegate.convert.shards import (
     shard_bytes,
     shard_from_buffer,
     shard_path,
+    spliced_from_buffer,
     write_shard,
 )
 from slidegate.convert.tiles import TiffTiles, TiledLevel
 from slidegate.payload import BandCleaner, Unparsable, clean_jpeg_tables, clean_payloads
+from slidegate.payload.jpeg import walk
+
+SOI = b"\xff\xd8"
+#: Adobe APP14, version 100, flags 0, transform 0: the components are RGB (no YCbCr transform)
+ADOBE_RGB = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"
 
 
 def eligible(level: TiledLevel | None) -> bool:
@@ -46,12 +61,52 @@ def eligible(level: TiledLevel | None) -> bool:
         return False
     if level.page.jpegheader is not None:  # NDPI: tiles are fragments of one stream
         return False
+    if kind == JPEG and not standard_decode(level.page):
+        return False
     if level.page.jpegtables is not None:
         try:
-            clean_jpeg_tables(level.page.jpegtables)  # they go into the codec configuration
+            clean_jpeg_tables(level.page.jpegtables)  # they are spliced into every chunk
         except Unparsable:
             return False
     return kind != JPEG2K or jpeg2k_available()
+
+
+def chunk_prefix(level: TiledLevel) -> bytes:
+    """What replaces each tile's SOI in its chunk: SOI, the Adobe marker of RGB-coded tiles,
+    the coding segments of the cleaned JPEGTables (their JFIF / Adobe headers left out, so only
+    the tile's own markers tell the decoder its colour space, as when tifffile decodes it).
+    Just SOI (the tile unchanged) for JPEG 2000 and for JPEG without tables."""
+    page = level.page
+    if int(page.compression) != 7:
+        return SOI
+    parts = [SOI, ADOBE_RGB] if rgb_coded(page) else [SOI]
+    if page.jpegtables is not None:
+        tables = walk(clean_jpeg_tables(page.jpegtables), tables=True).parts[1:-1]
+        parts += [p for p in tables if p[1] not in (0xE0, 0xEE)]
+    return b"".join(parts)
+
+
+def check_colour_markers(level: TiledLevel, cleaner: BandCleaner) -> None:
+    """For RGB-coded tiles (the chunk prefix carries the Adobe RGB marker), raise Unparsable
+    when a tile header the cleaner has seen holds a JFIF or Adobe segment of its own: a stock
+    decoder would follow it (JFIF means YCbCr) where tifffile forces RGB. The audit's byte
+    proof checks every chunk for the same."""
+    if not rgb_coded(level.page):
+        return
+    for head, clean_head in cleaner.known:
+        data, pos = clean_head or head, 2
+        while pos + 4 <= len(data):
+            marker = data[pos + 1]
+            if marker in (0xE0, 0xEE):
+                raise Unparsable("jpeg.colour-marker", pos)
+            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+
+
+def splice(prefix: bytes, payloads: Sequence[bytes | None]) -> list[bytes | None]:
+    """Each (cleaned) tile with its SOI replaced by `prefix`."""
+    if prefix == SOI:
+        return list(payloads)
+    return [None if p is None else prefix + bytes(p[2:]) for p in payloads]
 
 
 def cleaner_for(level: TiledLevel) -> BandCleaner:
@@ -59,15 +114,9 @@ def cleaner_for(level: TiledLevel) -> BandCleaner:
 
 
 def serializer(level: TiledLevel) -> object:
-    """The chunk codec of `level`: tifffile's decoder configuration, with the shared JPEG
-    tables cleaned (no COM / APPn / trailing bytes reach zarr.json)."""
-    codec = _tile_codec(level.page)
-    tables = level.page.jpegtables
-    if tables is None:
-        return codec
-    config = {**codec.configuration,
-              "tables": base64.b64encode(clean_jpeg_tables(tables)).decode("ascii")}  # fmt: skip
-    return type(codec)(configuration=config)
+    """The chunk codec of `level`: `jpeg` (with `encoded_color_space: "rgb"` for RGB-coded
+    tiles) or JPEG 2000; nothing of the source's tables or headers reaches zarr.json."""
+    return _tile_codec(level.page)
 
 
 def shard_edge(tile: int, target: int, extent: int) -> int:
@@ -133,8 +182,10 @@ def copy_shard(
     present = [i for i in wanted if i is not None]
     raw = iter(tiles.raw(level, present))
     payloads = [None if i is None else next(raw) for i in wanted]
-    payloads = clean_payloads(cleaner or cleaner_for(level), payloads)
-    return write_shard(array_dir, (0, sy, sx), payloads)
+    cleaner = cleaner or cleaner_for(level)
+    payloads = clean_payloads(cleaner, payloads)
+    check_colour_markers(level, cleaner)
+    return write_shard(array_dir, (0, sy, sx), splice(chunk_prefix(level), payloads))
 
 
 def shard_grid(arr: zarr.Array) -> Iterator[tuple[int, int]]:
@@ -187,6 +238,7 @@ def copy_band(
     folder.mkdir(parents=True, exist_ok=True)
     written = 0
     scratch = bytearray()
+    prefix = chunk_prefix(level)
     for g0 in range(0, nx, group):
         c0, c1 = g0 * kx, min(gx, (g0 + group) * kx)
         got = tiles.block(level, rows, c0, c1, scratch)
@@ -197,6 +249,7 @@ def copy_band(
         buf, starts, counts = got
         scratch = buf.obj if isinstance(buf.obj, bytearray) else scratch
         changed = cleaner.clean(buf, starts, counts)  # flat index -> cleaned tile
+        check_colour_markers(level, cleaner)
         width = c1 - c0
         starts, counts = starts.reshape(len(rows), width), counts.reshape(len(rows), width)
         for sx in range(g0, min(nx, g0 + group)):
@@ -209,16 +262,19 @@ def copy_band(
             data: bytes | list[bytes | memoryview] | None
             if changed and any(r * width + x in changed for r in range(len(rows))
                                for x in range(x0, x0 + cols)):  # fmt: skip
-                data = _cleaned_shard(buf, s_grid, c_grid, changed, width, x0)
-            else:
+                data = _cleaned_shard(buf, s_grid, c_grid, changed, width, x0, prefix)
+            elif prefix == SOI:  # the tiles as they are: views of runs of the buffer
                 data = shard_from_buffer(buf, s_grid.ravel(), c_grid.ravel())
+            else:
+                data = spliced_from_buffer(buf, s_grid.ravel(), c_grid.ravel(), prefix)
             if data is not None:
                 written += put_shard(folder / str(sx), data)
     return written
 
 
 def _cleaned_shard(buf: memoryview, s_grid: np.ndarray, c_grid: np.ndarray,
-                   changed: dict[int, bytes], width: int, x0: int) -> bytes | None:  # fmt: skip
+                   changed: dict[int, bytes], width: int, x0: int,
+                   prefix: bytes) -> bytes | None:  # fmt: skip
     """A shard whose tiles (some cleaned) are assembled in memory."""
     ky, kx = s_grid.shape
     payloads: list[bytes | None] = []
@@ -233,4 +289,4 @@ def _cleaned_shard(buf: memoryview, s_grid: np.ndarray, c_grid: np.ndarray,
             else:
                 s = int(s_grid[dy, dx])
                 payloads.append(bytes(buf[s : s + n]))
-    return shard_bytes(payloads)
+    return shard_bytes(splice(prefix, payloads))

@@ -83,6 +83,28 @@ def shard_from_buffer(
     return parts + _index_tail(index)
 
 
+def spliced_from_buffer(
+    buf: memoryview, starts: np.ndarray, counts: np.ndarray, prefix: bytes
+) -> list[bytes | memoryview] | None:
+    """The parts of one shard whose inner chunk i is `prefix` followed by
+    `buf[starts[i] + 2 : starts[i] + counts[i]]` (a tile with its 2-byte SOI replaced; count 0
+    = missing chunk): the index vectorised, two parts per chunk (the shared prefix and a view),
+    no copy. None when every chunk is missing."""
+    present = np.flatnonzero(counts > 0)
+    if not present.size:
+        return None
+    begin = starts[present].astype(np.int64) + 2
+    end = starts[present].astype(np.int64) + counts[present].astype(np.int64)
+    nbytes = end - begin + len(prefix)
+    index = np.full((counts.size, 2), EMPTY, dtype="<u8")
+    index[present, 0] = np.cumsum(nbytes) - nbytes
+    index[present, 1] = nbytes
+    parts: list[bytes | memoryview] = []
+    for b, e in zip(begin.tolist(), end.tolist(), strict=True):
+        parts += (prefix, buf[b:e])
+    return parts + _index_tail(index)
+
+
 def _index_tail(index: np.ndarray) -> list[bytes]:
     raw_index = index.tobytes()
     crc = np.uint32(google_crc32c.value(raw_index)).astype("<u4").tobytes()
@@ -108,17 +130,18 @@ def put_shard(path: Path, data: bytes | Sequence[bytes | memoryview]) -> int:
     """Write a shard file (its folder exists), from one buffer or from parts written back to
     back with one gathered write, atomically; return its size."""
     parts = [data] if isinstance(data, bytes) else list(data)
-    if len(parts) > _IOV_MAX:
-        parts = [b"".join(parts)]
     size = sum(len(p) for p in parts)
     tmp = f"{path}.part"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        done = os.writev(fd, parts)
-        if done < size:  # a short write: the rest in one piece
-            rest = memoryview(b"".join(parts))[done:]
-            while rest:
-                rest = rest[os.write(fd, rest) :]
+        for i in range(0, len(parts), _IOV_MAX):  # at most IOV_MAX buffers per gathered write
+            batch = parts[i : i + _IOV_MAX]
+            done = os.writev(fd, batch)
+            want = sum(len(p) for p in batch)
+            if done < want:  # a short write: the rest in one piece
+                rest = memoryview(b"".join(batch))[done:]
+                while rest:
+                    rest = rest[os.write(fd, rest) :]
     finally:
         os.close(fd)
     os.replace(tmp, path)
