@@ -6,6 +6,7 @@ TIFF family with ranged GETs, other formats on S3 are fetched to scratch first."
 from pathlib import Path
 
 from slidegate.formats import detect
+from slidegate.formats.boundary import GuardedReader, format_boundary
 from slidegate.formats.reader import LevelReader
 from slidegate.formats.registry import RegionReader, handler_for
 from slidegate.models import SlideFacts
@@ -19,26 +20,30 @@ def _ref(path: SourceRef | str) -> SourceRef:
 def detect_format(path: SourceRef | str) -> str:
     """The format name of a slide file or folder; Unsupported/CorruptSlideError otherwise."""
     ref = _ref(path)
-    handler = handler_for(ref)
-    return handler.name if handler else detect.detect_format(ref)
+    with format_boundary(ref):
+        handler = handler_for(ref)
+        return handler.name if handler else detect.detect_format(ref)
 
 
 def read_facts(path: SourceRef | str, slide_id: str) -> SlideFacts:
     """Inventory one slide (file or folder): format, levels, images, every field, hash."""
     ref = _ref(path)
-    handler = handler_for(ref)
-    if handler is not None and isinstance(ref, Path):
-        return handler.read_facts(ref, slide_id)
-    return detect.read_facts(ref, slide_id)
+    with format_boundary(slide_id):
+        handler = handler_for(ref)
+        if handler is not None and isinstance(ref, Path):
+            return handler.read_facts(ref, slide_id)
+        return detect.read_facts(ref, slide_id)
 
 
 def open_reader(path: SourceRef | str) -> RegionReader:
-    """A region reader over the slide's pyramid, for whichever format it is."""
+    """A region reader over the slide's pyramid, for whichever format it is; its open and reads
+    raise only project errors on a damaged file (`slidegate.formats.boundary`)."""
     ref = _ref(path)
-    handler = handler_for(ref)
-    if handler is not None and isinstance(ref, Path):
-        return handler.reader(ref)
-    return LevelReader(ref)
+    with format_boundary(ref):
+        handler = handler_for(ref)
+        if handler is not None and isinstance(ref, Path):
+            return GuardedReader(handler.reader(ref), ref)
+    return GuardedReader(LevelReader(ref), ref)
 
 
 __all__ = ["LevelReader", "RegionReader", "detect_format", "open_reader", "read_facts"]

@@ -21,7 +21,7 @@ import numpy as np
 import tifffile
 
 from slidegate.errors import CorruptSlideError, TransientIOError, UnsupportedSlideError
-from slidegate.formats.sanity import check_ifd_chain, check_tile_table
+from slidegate.formats.sanity import check_claim, check_ifd_chain, check_tile_table
 from slidegate.models import AssociatedImage, AssociatedKind, LevelFacts, MetadataField
 from slidegate.sources import SourceRef, open_binary
 
@@ -162,6 +162,7 @@ def _all_pages(tif: tifffile.TiffFile) -> Iterator[tifffile.TiffPage]:
 def _check_data_inside(tif: tifffile.TiffFile, path: SourceRef, size: int) -> None:
     for page in _all_pages(tif):
         check_tile_table(page, path)
+        check_claim(page, path, size)
         offsets = np.asarray(page.dataoffsets, dtype=np.uint64)
         counts = np.asarray(page.databytecounts, dtype=np.uint64)
         if offsets.shape != counts.shape:
