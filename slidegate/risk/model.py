@@ -26,9 +26,10 @@ import pandas as pd
 
 from slidegate.errors import SpecError
 from slidegate.pseudonym import PSEUDONYM_RE
+from slidegate.risk.extractors import similarity_for
 from slidegate.risk.kanon import equivalence_class_sizes
 from slidegate.risk.ladders import Hierarchies
-from slidegate.risk.linkage import AttackResult, linkability, pi_max_attack, prior_risk
+from slidegate.risk.linkage import AttackResult, Pairwise, pi_max_attack, prior_risk
 from slidegate.risk.mitigate import (
     EPS,
     Attempt,
@@ -71,9 +72,12 @@ class RiskModel:
         self.population = population
         pc, sc = policy.patient_column, policy.slide_column
         self.owner = dict(zip(self.table[sc], self.table[pc], strict=True))
-        self.link = linkability(
-            {s: f for s, f in self.features.items() if s in self.owner}, self.owner
+        # every pair scored once; each cap's and each draw's attack indexes into it
+        self.pairwise = Pairwise.of(
+            {s: f for s, f in self.features.items() if s in self.owner},
+            similarity_for(policy.image_linkage),
         )
+        self.link = self.pairwise.linkability(self.owner)
         self.n_patients = int(self.table[pc].nunique())
         self.budget = math.floor(limits.max_suppression * self.n_patients + EPS)
 
@@ -111,7 +115,9 @@ class RiskModel:
         return pop
 
     def image(self, df: pd.DataFrame) -> Image:
-        """r_img per patient of `df` (the prior, the empirical pi_max rate, or the larger)."""
+        """r_img per patient of `df`: the prior, the empirical pi_max rate, or the larger, as the
+        policy says; a patient the attack cannot measure (one slide: no probe) gets the prior
+        for their relation, never 0. `decided` says which estimate gave each r_img."""
         pol = self.policy
         pc, sc = pol.patient_column, pol.slide_column
         patients = pd.Index(df[pc].drop_duplicates())
@@ -124,18 +130,29 @@ class RiskModel:
             for patient, rows in df.groupby(pc, sort=False):
                 pairs = list(zip(rows[link.block_column], rows[link.specimen_column], strict=True))
                 prior[patient] = prior_risk(pairs, pr.same_block, pr.other_block, pr.other_specimen)
-            feats = {s: self.features[s] for s in df[sc] if s in self.features}
-            if feats and link.estimate != "prior":
-                result = pi_max_attack(feats, self.owner, link.draws, link.seed)
+            if link.estimate != "prior" and any(s in self.pairwise.index for s in df[sc]):
+                result = pi_max_attack(
+                    self.pairwise, self.owner, link.draws, link.seed, slides=df[sc]
+                )
                 for patient, rate in result.per_patient.items():
                     emp[patient] = rate
-        if link is None or link.estimate == "prior":
-            r_img = prior
+        measured = pd.Series(False, index=patients)
+        if result is not None:
+            measured = pd.Series(
+                [p in result.per_patient and p not in result.unmeasured for p in patients],
+                index=patients,
+            )
+        if link is None:
+            return Image(prior, emp, prior, result, pd.Series("none", index=patients))
+        if link.estimate == "prior":
+            use_emp = pd.Series(False, index=patients)
         elif link.estimate == "empirical":
-            r_img = emp
+            use_emp = measured
         else:
-            r_img = pd.Series(np.maximum(prior, emp), index=patients)
-        return Image(prior, emp, r_img, result)
+            use_emp = measured & (emp > prior)
+        r_img = pd.Series(np.where(use_emp, emp, prior), index=patients, dtype="float64")
+        decided = pd.Series(np.where(use_emp, "empirical", "prior"), index=patients)
+        return Image(prior, emp, r_img, result, decided)
 
     def evaluate(self, df: pd.DataFrame, img: Image, levels: Mapping[str, str]) -> Eval:
         """Score `df` from scratch (the pure functions of slidegate.risk.kanon / qi)."""

@@ -21,6 +21,7 @@ class Image:
     empirical: pd.Series
     r_img: pd.Series
     attack: AttackResult | None
+    decided: pd.Series  # per patient: the estimate that gave r_img (prior / empirical / none)
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,25 @@ def _reason(model: RiskModel, final: Eval, found: Search, passed: bool) -> str:
     )
 
 
+def estimate_note(img: Image, patient: str, n_slides: int) -> str:
+    """Which estimate gave the patient's r_img, and why (one released slide: the attack has no
+    probe for them, the prior for their relation scores them)."""
+    decided = str(img.decided.get(patient, "prior"))
+    if decided == "none":
+        return "no image-linkage model"
+    if decided == "empirical":
+        return "empirical: pi_max match rate"
+    if n_slides <= 1 and img.attack is not None:
+        return "prior: one released slide, the attack cannot measure it"
+    return "prior"
+
+
 def _why(model: RiskModel, ev: Eval, img: Any, patient: str, n_slides: int) -> str:
     return (
         f"R {float(ev.r[patient]):.2f} (r_qi {float(ev.r_qi[patient]):.2f}: smallest class "
         f"{int(ev.ec[patient])} patient(s) through one of their {n_slides} published row(s) "
-        f"over {', '.join(model.qis)}; r_img {float(img.r_img.get(patient, 0.0)):.2f})"
+        f"over {', '.join(model.qis)}; r_img {float(img.r_img.get(patient, 0.0)):.2f} "
+        f"({estimate_note(img, patient, n_slides)}))"
     )
 
 
@@ -153,6 +168,7 @@ def build_result(
             slides=n,
             r_img_prior=float(img.prior.get(p, 0.0)),
             r_img_empirical=float(img.empirical.get(p, 0.0)),
+            r_img_estimate=str(img.decided.get(p, "prior")),
             risk_before=float(before.r[p]),
         )
         if p in suppressed:
@@ -206,10 +222,14 @@ def build_result(
     }
     released = final.table if passed else final.table.iloc[:0]
     after_attack = None
-    feats = {s: model.features[s] for s in released[sc] if s in model.features}
-    if feats and pol.image_linkage is not None:
+    rel = [s for s in released[sc] if s in model.pairwise.index]
+    if rel and pol.image_linkage is not None:
         after_attack = pi_max_attack(
-            feats, model.owner, pol.image_linkage.draws, pol.image_linkage.seed
+            model.pairwise,
+            model.owner,
+            pol.image_linkage.draws,
+            pol.image_linkage.seed,
+            slides=rel,
         )
     return CohortRisk(
         quasi_identifiers=tuple(model.qis),

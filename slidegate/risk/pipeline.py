@@ -21,6 +21,7 @@ from slidegate.ledger import Ledger, LedgerEntry, LedgerFlag
 from slidegate.models import SlideReport, SlideSignature
 from slidegate.profile import Policies
 from slidegate.risk.model import assess_cohort
+from slidegate.risk.policy import ImageLinkage
 from slidegate.risk.qiset import column_roles
 from slidegate.risk.report import risk_markdown, risk_plot_png
 from slidegate.risk.result import CohortRisk
@@ -105,7 +106,9 @@ class RiskStage:
 
 
 def signatures(
-    reports: Mapping[str, SlideReport], open_output: OpenOutput | None = None
+    reports: Mapping[str, SlideReport],
+    open_output: OpenOutput | None = None,
+    linkage: ImageLinkage | None = None,
 ) -> tuple[dict[str, SlideSignature], dict[str, str]]:
     """slide pseudonym -> its signature, as its task computed it (slides with an output only);
     a report without one (written by an older task) is signed here. Second: slides whose
@@ -119,7 +122,7 @@ def signatures(
         try:
             staged = _staged(rep, open_output)
             if staged is not None:
-                out[slide] = sign_output(staged)
+                out[slide] = sign_output(staged, linkage)
         except Exception as exc:  # one unreadable output must not sink the cohort
             log.warning("slide %s withheld: risk inputs unreadable (%s)", slide, type(exc).__name__)
             unreadable[slide] = f"risk: output unreadable for the risk model ({type(exc).__name__})"
@@ -162,7 +165,7 @@ def score_release(
     if population is None and pol.population is not None:
         population = pd.read_csv(pol.population, dtype=str, keep_default_na=False)
     mine = {s: reports[s] for s in candidates if s in reports}
-    signed, unreadable = signatures(mine, open_output)
+    signed, unreadable = signatures(mine, open_output, pol.image_linkage)
     withheld.update({s: r for s, r in unreadable.items() if s not in withheld})
     features = {s: feature_vector(sig) for s, sig in signed.items()}
     table = scored[~scored[pol.slide_column].isin(set(withheld))].reset_index(drop=True)

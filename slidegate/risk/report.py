@@ -85,14 +85,14 @@ def risk_markdown(
         "",
         "## Patients",
         "",
-        "| patient | slides | EC | r_qi | r_img prior | r_img empirical | R before | R | "
-        "decision | rule | reason |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+        "| patient | slides | EC | r_qi | r_img prior | r_img empirical | r_img from | R before "
+        "| R | decision | rule | reason |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|---|",
     ]
     lines += [
         f"| {p.patient} | {p.slides} | {p.ec_size} | {p.r_qi:.2f} | {p.r_img_prior:.2f} "
-        f"| {p.r_img_empirical:.2f} | {p.risk_before:.2f} | {p.risk:.2f} | {p.decision} "
-        f"| {p.rule or '-'} | {p.reason} |"
+        f"| {p.r_img_empirical:.2f} | {p.r_img_estimate} | {p.risk_before:.2f} "
+        f"| {p.risk:.2f} | {p.decision} | {p.rule or '-'} | {p.reason} |"
         for p in risk.patients
     ]
     if risk.withheld_slides:

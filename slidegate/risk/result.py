@@ -32,6 +32,8 @@ class PatientRisk(Frozen):
     r_qi: float
     r_img_prior: float
     r_img_empirical: float
+    #: which estimate gave r_img: prior, empirical (the pi_max attack), none (no linkage model)
+    r_img_estimate: str = "prior"
     risk_before: float  # R before mitigation
     risk: float  # R after generalisation and capping
     decision: Decision

@@ -9,20 +9,24 @@ task instead of failing the cohort.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from slidegate.models import SlideSignature
+from slidegate.risk.extractors import features_for
 from slidegate.risk.images import perceptual_hash, zarr_lowest_level, zarr_tile_hash
-from slidegate.risk.linkage import slide_features
+
+if TYPE_CHECKING:
+    from slidegate.risk.policy import ImageLinkage
 
 
-def sign_output(output: Path | Any) -> SlideSignature:
-    """The signature of a slidegate OME-Zarr (a local path or an open group)."""
+def sign_output(output: Path | Any, linkage: ImageLinkage | None = None) -> SlideSignature:
+    """The signature of a slidegate OME-Zarr (a local path or an open group), its features by
+    the extractor the risk policy's image linkage names (the built-in one by default)."""
     img = zarr_lowest_level(output)
     return SlideSignature(
-        features=tuple(float(v) for v in slide_features(img)),
+        features=tuple(float(v) for v in features_for(img, linkage)),
         phash=perceptual_hash(img),
         tile_sha256=zarr_tile_hash(output),
     )

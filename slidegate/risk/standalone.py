@@ -20,8 +20,8 @@ from slidegate.errors import SlidegateError
 from slidegate.formats import read_facts
 from slidegate.profile import load_policies
 from slidegate.pseudonym import Pseudonymizer
+from slidegate.risk.extractors import features_for
 from slidegate.risk.images import source_lowest_level
-from slidegate.risk.linkage import slide_features
 from slidegate.risk.model import assess_cohort
 from slidegate.risk.qiset import column_roles
 from slidegate.risk.report import risk_markdown, risk_plot_png
@@ -71,7 +71,8 @@ def run_standalone(
                     "associated_images": len(facts.associated),
                 }
                 taxonomy.append(slide_taxonomy(pseudonym, detail))
-                features[pseudonym] = slide_features(source_lowest_level(path))
+                img = source_lowest_level(path)
+                features[pseudonym] = features_for(img, policies.risk.image_linkage)
             except (SlidegateError, OSError) as exc:
                 log.warning("slide %s skipped: %s", rel, type(exc).__name__)
                 skipped.append(pseudonym)

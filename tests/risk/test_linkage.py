@@ -8,6 +8,7 @@ import pytest
 from slidegate.risk.linkage import (
     chance_level,
     cosine,
+    cosine_similarity,
     pi_max_attack,
     prior_risk,
     slide_features,
@@ -58,15 +59,13 @@ def test_attack_on_hand_built_features_matches_the_direct_formula() -> None:
             noise = 0.05 if h < 3 else 5.0  # patients 3, 4: slides unrelated to each other
             feats[f"s{h}{j}"] = centres[h] + rng.normal(scale=noise, size=8)
             owner[f"s{h}{j}"] = f"p{h}"
-    result = pi_max_attack(feats, owner, draws=1, seed=3)
-    # redo the single draw by hand
-    from slidegate.risk.linkage import standardise
-
+    result = pi_max_attack(feats, owner, draws=1, seed=3, similarity=cosine_similarity)
+    # redo the single draw by hand: one reference per patient, index floor(u * count)
     slides = sorted(feats)
-    matrix = standardise(np.stack([feats[s] for s in slides]))
-    draw = np.random.default_rng(3)
+    matrix = np.stack([feats[s] for s in slides])
+    u = np.random.default_rng(3).random(5)
     by = {h: [i for i, s in enumerate(slides) if owner[s] == f"p{h}"] for h in range(5)}
-    refs = [int(draw.choice(by[h])) for h in range(5)]
+    refs = [by[h][int(u[h] * len(by[h]))] for h in range(5)]
     probes = [i for i in range(len(slides)) if i not in refs]
     sim = cosine(matrix[probes], matrix[refs]).tolist()
     owners = [int(owner[slides[i]][1]) for i in probes]
