@@ -22,9 +22,17 @@ if TYPE_CHECKING:
 
 def similarity_for(link: ImageLinkage | None) -> Similarity:
     """The pair score for the extractor the policy names (the built-in one by default)."""
+    if link is not None and link.extractor is not None:
+        from slidegate.risk.onnx import orbit_cosine
+
+        return orbit_cosine(2 * link.extractor.rotations)
     return registration_similarity
 
 
 def features_for(rgb: NDArray[np.uint8], link: ImageLinkage | None) -> NDArray[np.float32]:
     """A slide's feature vector under the extractor the policy names."""
+    if link is not None and link.extractor is not None:
+        from slidegate.risk.onnx import onnx_features
+
+        return onnx_features(rgb, link.extractor)
     return slide_descriptor(rgb)

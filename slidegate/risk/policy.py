@@ -36,8 +36,24 @@ class LinkagePriors(StrictModel):
     other_specimen: Probability = Field(ge=0, le=1)
 
 
+class OnnxExtractor(StrictModel):
+    """A steward's feature extractor (slidegate.risk.onnx): an ONNX model file, run on the CPU
+    on the registered tissue of each slide, its embeddings compared by cosine."""
+
+    #: the model file, relative to the risk policy file
+    model: str
+    #: sha256 of the model file: a different file is refused where it is loaded
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    #: the model's input: (views, 3, input_size, input_size) float32 RGB in [0, 1]
+    input_size: int = Field(default=64, ge=8, le=1024)
+    #: turns of the registered tissue embedded (each also mirrored): 360/rotations degrees apart
+    rotations: int = Field(default=16, ge=1, le=64)
+
+
 class ImageLinkage(StrictModel):
     priors: LinkagePriors
+    #: None: the built-in placement-invariant descriptor (slidegate.risk.registration)
+    extractor: OnnxExtractor | None = None
     #: r_img(h): the prior, the empirical per-patient match rate, or the larger of both
     estimate: Literal["prior", "empirical", "max"] = "max"
     draws: int = Field(default=20, ge=1, le=1000)
@@ -123,4 +139,31 @@ def load_risk_policy(path: Path) -> RiskPolicy:
                 "does not exist; fix the path or remove 'population'"
             )
         policy = policy.model_copy(update={"population": str(pop)})
+    link = policy.image_linkage
+    if link is not None and link.extractor is not None:
+        policy = policy.model_copy(
+            update={
+                "image_linkage": link.model_copy(
+                    update={"extractor": _model_file(path, link.extractor)}
+                )
+            }
+        )
     return policy
+
+
+def _model_file(path: Path, extractor: OnnxExtractor) -> OnnxExtractor:
+    """The extractor with its model file resolved against the policy's folder and checked."""
+    from slidegate.risk.onnx import file_sha256
+
+    model = (path.parent / extractor.model).resolve()
+    if not model.is_file():
+        raise PolicyError(
+            f"risk policy {path} names ONNX feature extractor {extractor.model!r}, but {model} "
+            "does not exist; fix the path or remove 'extractor'"
+        )
+    if file_sha256(model) != extractor.sha256:
+        raise PolicyError(
+            f"risk policy {path}: ONNX feature extractor {extractor.model!r} does not have the "
+            "sha256 the policy gives; put the intended model file in place or update 'sha256'"
+        )
+    return extractor.model_copy(update={"model": str(model)})

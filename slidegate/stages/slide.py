@@ -196,7 +196,7 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         return quarantine(report, "audit", reason).model_copy(update=update)
     out, name = Path(report.output_path), f"{report.pseudonym}.ome.zarr"
     try:  # the risk model's and the ledger's inputs, computed here: the cohort holds no images
-        update["signature"] = sign_output(out)
+        update["signature"] = sign_output(out, ctx.policies.risk.image_linkage)
     except Exception as exc:  # unreadable: this slide only is quarantined
         log.error("slide %s quarantined: output unreadable for the risk model", report.pseudonym)
         reason = f"audit: output unreadable for the risk model ({type(exc).__name__})"

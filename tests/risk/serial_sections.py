@@ -6,6 +6,8 @@ scaled a little, as a lab places sections in practice."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage
 
@@ -67,6 +69,7 @@ def section(vol: tuple[np.ndarray, np.ndarray], depth: int, seed: int) -> np.nda
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
+@functools.lru_cache(maxsize=4)  # shared by the test modules; callers do not modify it
 def cohort(
     patients: int, slides: int, serial: bool, seed: int = 0
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
