@@ -129,8 +129,7 @@ def slide_descriptor(rgb: NDArray[np.uint8]) -> F32:
 
 
 def _spectra(features: NDArray[np.floating]) -> tuple[F32, F32]:
-    """(n, FEATURE_SIZE) -> real and imaginary parts, each (BAND, n, rings x channels), with
-    the harmonic weights of the inverse transform (1 for k = 0, 2 above) folded in."""
+    """(n, FEATURE_SIZE) -> real and imaginary parts, each (BAND, n, rings x channels)."""
     n = features.shape[0]
     if features.shape[1] != FEATURE_SIZE:
         raise ValueError(
@@ -142,35 +141,78 @@ def _spectra(features: NDArray[np.floating]) -> tuple[F32, F32]:
     return np.ascontiguousarray(re), np.ascontiguousarray(im)
 
 
-def _shift_basis() -> tuple[F32, F32]:
+def _shift_basis() -> F32:
+    """(2 x BAND, SHIFTS): Re(X e^{i phase}) = X_re cos - X_im sin at every shift, with the
+    inverse transform's harmonic weights (1 for k = 0, 2 above) folded in."""
     k = np.arange(BAND)[:, None]
     s = np.arange(SHIFTS)[None, :]
     w = np.where(k == 0, 1.0, 2.0) / ANGLES
     phase = 2 * np.pi * k * s / SHIFTS
-    return (w * np.cos(phase)).astype(np.float32), (w * np.sin(phase)).astype(np.float32)
+    return np.concatenate([w * np.cos(phase), -w * np.sin(phase)]).astype(np.float32)
 
 
-def registration_similarity(features: NDArray[np.floating], block: int = 96) -> F32:
+def _harmonic_weights() -> F32:
+    return (np.where(np.arange(BAND) == 0, 1.0, 2.0) / ANGLES).astype(np.float32)
+
+
+def magnitudes(re: F32, im: F32) -> F32:
+    """(n, BAND x m): the weighted harmonic magnitudes sqrt(w_k) |A_mk| of each slide; their
+    dot product sum_{k,m} w_k |A_mk| |B_mk| bounds the registration score of a pair from above
+    over every rotation and flip (|sum_k w_k X_k e^{iks}| <= sum_k w_k |X_k|), and is itself
+    rotation- and flip-invariant."""
+    mag = np.sqrt(re**2 + im**2) * np.sqrt(_harmonic_weights())[:, None, None]  # (BAND, n, m)
+    return np.ascontiguousarray(mag.transpose(1, 0, 2).reshape(re.shape[1], -1))
+
+
+def _exact(re: F32, im: F32, rows: NDArray[np.int64], cols: NDArray[np.int64]) -> F32:
+    """Registration score of each pair (rows[p], cols[p]); `re`, `im`: (n, BAND, m)."""
+    a_re, a_im, g_re, g_im = re[rows], im[rows], re[cols], im[cols]  # (p, BAND, m) each
+    rr = (a_re * g_re).sum(axis=2)
+    ii = (a_im * g_im).sum(axis=2)
+    ir = (a_im * g_re).sum(axis=2)
+    ri = (a_re * g_im).sum(axis=2)
+    # same handedness: sum_m A conj(B); mirrored: sum_m A B; each as (re | im) x k
+    z = np.concatenate([rr + ii, ir - ri, rr - ii, ir + ri], axis=1)  # (p, 4 BAND)
+    corr = z.reshape(-1, 2 * BAND) @ _shift_basis()  # one product for both orientations
+    return np.asarray(corr.reshape(len(rows), -1).max(axis=1), np.float32)
+
+
+def _pairs(re: F32, im: F32, out: F32, rows: NDArray[np.int64], cols: NDArray[np.int64]) -> None:
+    for start in range(0, len(rows), 4096):  # small chunks: the gathers stay in cache
+        r, c = rows[start : start + 4096], cols[start : start + 4096]
+        exact = _exact(re, im, r, c)
+        out[r, c] = exact
+        out[c, r] = exact
+
+
+def registration_similarity(features: NDArray[np.floating], candidates: int = 192) -> F32:
     """(n, n) float32: for each pair, the highest normalised cross-correlation of their polar
-    descriptors over every rotation, mirrored or not (1 = same tissue in any placement)."""
+    descriptors over every rotation, mirrored or not (1 = same tissue in any placement).
+
+    Exact for every pair up to `candidates` slides. Above, exact for each slide's `candidates`
+    pairs of highest magnitude bound (and their mirror pairs); a pair left out is set below
+    every exact score (bound - 2, the bound's order kept): its true score is at most its bound,
+    which is at most that of every pair computed for the row."""
     n = features.shape[0]
-    out = np.zeros((n, n), np.float32)
     if n == 0:
+        return np.zeros((0, 0), np.float32)
+    re, im = _spectra(features)  # (BAND, n, m)
+    re_s = np.ascontiguousarray(re.transpose(1, 0, 2))  # (n, BAND, m): one slide contiguous
+    im_s = np.ascontiguousarray(im.transpose(1, 0, 2))
+    if n <= candidates:
+        out = np.zeros((n, n), np.float32)
+        rows, cols = np.triu_indices(n)
+        _pairs(re_s, im_s, out, rows.astype(np.int64), cols.astype(np.int64))
         return out
-    re, im = _spectra(features)
-    cos, sin = _shift_basis()
-    re_t, im_t = re.transpose(0, 2, 1), im.transpose(0, 2, 1)  # (BAND, m, n)
-    for start in range(0, n, block):
-        a_re, a_im = re[:, start : start + block], im[:, start : start + block]  # (BAND, b, m)
-        rr, ii = a_re @ re_t, a_im @ im_t  # (BAND, b, n)
-        ir, ri = a_im @ re_t, a_re @ im_t
-        best = None
-        # same handedness: sum_k A_k conj(B_k) e^{iks}; mirrored: sum_k A_k B_k e^{iks}
-        for x_re, x_im in ((rr + ii, ir - ri), (rr - ii, ir + ri)):
-            # Re(X e^{i phase}) = X_re cos - X_im sin, evaluated at every shift
-            corr = np.einsum("kbn,ks->bns", x_re, cos, optimize=True)
-            corr -= np.einsum("kbn,ks->bns", x_im, sin, optimize=True)
-            top = corr.max(axis=2)
-            best = top if best is None else np.maximum(best, top)
-        out[start : start + block] = best
+    mags = magnitudes(re, im)
+    out = np.empty((n, n), np.float32)
+    found = []
+    for start in range(0, n, 256):  # row blocks: the bound, each row's cut
+        bound = mags[start : start + 256] @ mags.T
+        cut = np.partition(bound, n - candidates, axis=1)[:, n - candidates]
+        out[start : start + 256] = bound - 2.0
+        r, c = np.nonzero(bound >= cut[:, None])
+        found.append((r + start, c))
+    for r, c in found:  # then the exact scores (a pair may be found from either end)
+        _pairs(re_s, im_s, out, r.astype(np.int64), c.astype(np.int64))
     return out

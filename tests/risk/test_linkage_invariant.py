@@ -151,3 +151,40 @@ def test_a_single_slide_patient_is_scored_by_the_prior_never_zero(policies_dir) 
         # serial sections are matched (rate ~1 > prior 0.6): the attack decided for them
         assert all(p.r_img_estimate == "empirical" and p.r_img_empirical > 0.6 for p in others)
         assert "r_img from" in risk_markdown(result)
+
+
+def _patterns(n: int, seed: int) -> np.ndarray:
+    """Descriptors of n polar sample grids: n // 3 smooth random patterns, each seen three times
+    turned by any angle, mirrored or not, with noise."""
+    from slidegate.risk.registration import ANGLES, RINGS, descriptor_from_samples
+
+    rng = np.random.default_rng(seed)
+    k = np.arange(ANGLES // 2 + 1)
+    out = []
+    for i in range(n):
+        if i % 3 == 0:
+            spec = rng.normal(size=(2, RINGS, len(k))) + 1j * rng.normal(size=(2, RINGS, len(k)))
+            base = np.fft.irfft(spec * np.exp(-k / 3.0), n=ANGLES, axis=2)
+        s = np.roll(base + rng.normal(scale=base.std() * 0.8, size=base.shape), rng.integers(64), 2)
+        out.append(descriptor_from_samples(s[:, :, ::-1] if rng.random() < 0.5 else s))
+    return np.stack(out)
+
+
+def test_the_pruned_score_keeps_every_rows_best_match_and_the_bound_holds() -> None:
+    from slidegate.risk.registration import _spectra, magnitudes
+
+    feats = _patterns(300, seed=3)
+    full = registration_similarity(feats, candidates=300)  # every pair exact
+    pruned = registration_similarity(feats, candidates=24)
+    re, im = _spectra(feats)
+    mags = magnitudes(re, im)
+    assert (full <= mags @ mags.T + 1e-4).all()  # the bound is an upper bound
+    exact = pruned > -1.0 - 1e-4  # entries computed exactly
+    np.testing.assert_allclose(pruned[exact], full[exact], atol=1e-5)
+    assert exact.sum(axis=1).min() >= 24
+    np.fill_diagonal(full, -9)
+    np.fill_diagonal(pruned, -9)
+    # each slide's best match over the whole cohort is the same
+    assert (pruned.argmax(axis=1) == full.argmax(axis=1)).all()
+    # and the turned, mirrored, noisy views of one pattern find each other
+    assert (full.argmax(axis=1) // 3 == np.arange(300) // 3).mean() > 0.9
