@@ -149,6 +149,9 @@ def cases_for(size: str, threads: tuple[int, ...]) -> list[Case]:
                         gate_reencode(False)))  # fmt: skip
         out.append(Case("T2 libvips tiffsave pyramid JPEG", "T2", size, n,
                         _py("vips", n, {"kind": "tiffsave"}), gate_vips))  # fmt: skip
+        out.append(Case(VIPS_420, "T2", size, n,
+                        _py("vips", n, {"kind": "tiffsave", "subsample": "on"}),
+                        gate_vips))  # fmt: skip
         if size == "S":  # slower or secondary: S only, to keep `make bench` near 20 minutes
             out.append(Case("T2 slidegate 2x -> zstd", "T2", size, n,
                             _py("slidegate", n, {"policies": pol, "mode": "lossless",
@@ -161,6 +164,10 @@ def cases_for(size: str, threads: tuple[int, ...]) -> list[Case]:
     for case in out:
         case.env = _env(case.threads)
     return out
+
+
+#: libvips at slidegate's colour handling (YCbCr, 4:2:0): the equal-work comparison (issue 19)
+VIPS_420 = "T2 libvips tiffsave pyramid JPEG 4:2:0"
 
 
 def run_one(case: Case, src: Path, work: Path) -> dict[str, Any]:
@@ -234,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--quick", action="store_true", help="S only, 1 repetition, no T4")
     ap.add_argument("--t4", action="store_true", help="also run T4 (Prefect + Dask)")
+    ap.add_argument("--stages", action="store_true",
+                    help="also the slide stage on tissue inputs, stage by stage")  # fmt: skip
     ap.add_argument("--work", default=str(ROOT / "work"))
     ap.add_argument("--no-report", action="store_true")
     args = ap.parse_args(argv)
@@ -265,7 +274,12 @@ def main(argv: list[str] | None = None) -> int:
 
         results = _results(inputs, reps, runs, run_t4(work), started, load_start)
         _save(results, args.quick, args.no_report)
-    return 0 if all(r["ok"] for r in runs) else 1
+    ok = all(r["ok"] for r in runs)
+    if args.stages and not args.quick:
+        from bench import stages
+
+        ok &= stages.main(["run", "--work", str(work)] + (["--no-report"] * args.no_report)) == 0
+    return 0 if ok else 1
 
 
 def _results(
@@ -296,7 +310,9 @@ def _save(results: dict[str, Any], quick: bool, no_report: bool) -> None:
     name = "quick" if quick else "latest"
     (ROOT / "results" / f"{name}.json").write_text(json.dumps(results, indent=1))
     if not no_report and not quick:
-        (REPO / "BENCHMARKS.md").write_text(report.markdown(results))
+        path = REPO / "BENCHMARKS.md"
+        kept = report.kept_sections(path.read_text("utf-8") if path.exists() else "")
+        path.write_text(report.markdown(results) + kept)
         print(f"wrote BENCHMARKS.md and bench/results/{name}.json", flush=True)
 
 

@@ -57,16 +57,19 @@ def copy(src: Path, out: Path, threads: int, opts: dict[str, Any]) -> dict[str, 
 
 
 def vips(src: Path, out: Path, threads: int, opts: dict[str, Any]) -> dict[str, Any]:
-    """T2: libvips, level 0 of the TIFF -> full 2x pyramid, JPEG Q90 (tiffsave or dzsave)."""
+    """T2: libvips, level 0 of the TIFF -> full 2x pyramid, JPEG Q90 (tiffsave or dzsave).
+    libvips' default at Q >= 90 is no chroma subsampling (4:4:4); `subsample: on` asks for
+    YCbCr 4:2:0, slidegate's own colour handling (equal work)."""
     import pyvips
 
     t0 = time.perf_counter()
     img = pyvips.Image.tiffload(str(src), page=0, access="sequential")
     if opts["kind"] == "tiffsave":
+        extra = {"subsample_mode": opts["subsample"]} if "subsample" in opts else {}
         img.tiffsave(str(out), tile=True, pyramid=True, compression="jpeg", Q=90,
-                     tile_width=512, tile_height=512, bigtiff=True)  # fmt: skip
-    else:
-        img.dzsave(str(out), tile_size=512, overlap=0, suffix=".jpg[Q=90]")
+                     tile_width=512, tile_height=512, bigtiff=True, **extra)  # fmt: skip
+        return {"work_s": time.perf_counter() - t0, "bytes": out.stat().st_size}
+    img.dzsave(str(out), tile_size=512, overlap=0, suffix=".jpg[Q=90]")
     return {"work_s": time.perf_counter() - t0}
 
 

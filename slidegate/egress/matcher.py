@@ -290,6 +290,7 @@ def cached(needles: Iterable[tuple[str, str | bytes]]) -> Matcher:
             _cache.move_to_end(key)
             return _cache[key]
     matcher = Matcher(key)
+    matcher._exact_db()  # both databases now: shared needles search bulk binary data too
     with _cache_lock:
         _cache[key] = matcher
         while len(_cache) > CACHE_SIZE:

@@ -137,7 +137,7 @@ def shared_needles(ctx: ReleaseContext) -> tuple[tuple[str, str], ...]:
     return needles
 
 
-def _scan(matchers: Sequence[Matcher], key: str, path: Path, own: frozenset[str]) -> set[str]:
+def scan_object(matchers: Sequence[Matcher], key: str, path: Path, own: frozenset[str]) -> set[str]:
     """Rule ids found in an object's key and every byte of it."""
     hits: set[str] = set()
     data = masked(path.read_bytes(), own) if is_document(key) else None
@@ -170,7 +170,8 @@ def admit_slide(
     own = frozenset({report.pseudonym})  # slidegate's own text, masked (see egress/gate.py)
     zarr_prefix = f"slides/{report.pseudonym}.ome.zarr/"
     for key, path in _output_files(report):
-        hits = _scan(matchers if key.startswith(zarr_prefix) else copy_matchers, key, path, own)
+        chosen = matchers if key.startswith(zarr_prefix) else copy_matchers
+        hits = scan_object(chosen, key, path, own)
         if hits:
             log.error(
                 "slide %s: egress gate found %s in %s",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import pickle
 
 import pytest
 
-from slidegate.egress.matcher import Matcher, base64_layers, variants
+from slidegate.egress.matcher import Matcher, base64_layers, cached, variants
 
 SECRET = "Jane Roe 1970-01-01"
 
@@ -103,3 +104,26 @@ def test_empty_matcher_finds_nothing() -> None:
     matcher = Matcher([])
     assert matcher.find(b"anything") == set()
     assert matcher.scan_document(b'{"a": "b"}') == set()
+
+
+def test_bulk_binary_is_searched_in_the_value_lower_and_upper_case_only() -> None:
+    """`scan_stream` (image chunks, copies): the value as it is, lower or upper case, in every
+    encoding; a random case mix is what a 4-letter needle would match by chance in a large
+    compressed image, so it is not searched there. Keys and documents (`find`): any case."""
+    matcher = m(SECRET)
+    noise = bytes(range(256)) * 4
+    for form in (SECRET, SECRET.lower(), SECRET.upper()):
+        for data in (form.encode(), form.encode("utf-16-be"), form.encode().hex().upper().encode()):
+            assert matcher.scan_stream(io.BytesIO(noise + data + noise)) == {"rule-0"}, data
+    mixed = b"jAnE rOe 1970-01-01"
+    assert matcher.scan_stream(io.BytesIO(noise + mixed)) == set()
+    assert matcher.find(noise + mixed) == {"rule-0"}
+
+
+def test_cached_matchers_are_compiled_once_and_survive_pickling() -> None:
+    needles = (("egress.canary", "SGCANARY00000042Q12345"), ("egress.cohort-id", "PAT-000042"))
+    first = cached(needles)
+    assert cached(needles) is first and cached(needles[:1]) is not first
+    again = pickle.loads(pickle.dumps(first))  # a Dask worker receives it: compiled again there
+    assert again.find(b"..pat-000042..") == {"egress.cohort-id"}
+    assert again.scan_stream(io.BytesIO(b"\x00SGCANARY00000042Q12345\xff")) == {"egress.canary"}
