@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO_ARGS ?=
 
-.PHONY: help venv postgres demo test test-all lint typecheck fmt clean server-stop bench serve serve-stop screenshot
+.PHONY: help venv receiver-venv postgres demo test test-all lint typecheck fmt clean server-stop bench serve serve-stop screenshot
 
 help:
 	@echo "make demo   synthesise a small cohort and release it to ./demo/release (local Prefect + Dask)"
@@ -51,13 +51,27 @@ $(OMEZARR_STAMP): tests/omezarr-requirements.txt
 	$(OMEZARR)/bin/pip install -q -r tests/omezarr-requirements.txt
 	touch $(OMEZARR_STAMP)
 
-test: venv $(ORACLE_STAMP) $(OMEZARR_STAMP)
+# a receiver's venv: zarr + the receiver distribution (receiver/), nothing else
+RECEIVER := .venv-receiver
+RECEIVER_STAMP := $(RECEIVER)/.installed-stamp
+
+$(RECEIVER_STAMP): receiver/pyproject.toml $(wildcard receiver/src/slidegate_receiver/*.py) constraints.txt
+	rm -rf $(RECEIVER)
+	$(PYTHON) -m venv $(RECEIVER)
+	$(RECEIVER)/bin/pip install -q -c constraints.txt ./receiver
+	touch $(RECEIVER_STAMP)
+
+receiver-venv: $(RECEIVER_STAMP)
+
+test: venv $(ORACLE_STAMP) $(OMEZARR_STAMP) $(RECEIVER_STAMP)
 	SLIDEGATE_PYCANON_PYTHON=$(CURDIR)/$(ORACLE)/bin/python \
+	SLIDEGATE_RECEIVER_PYTHON=$(CURDIR)/$(RECEIVER)/bin/python \
 	SLIDEGATE_OMEZARR_PYTHON=$(CURDIR)/$(OMEZARR)/bin/python $(PY) -m pytest
 
 # the default run plus the slow-marked suites (large fuzz runs, scale cases); not the ui test
-test-all: venv $(ORACLE_STAMP) $(OMEZARR_STAMP)
+test-all: venv $(ORACLE_STAMP) $(OMEZARR_STAMP) $(RECEIVER_STAMP)
 	SLIDEGATE_PYCANON_PYTHON=$(CURDIR)/$(ORACLE)/bin/python \
+	SLIDEGATE_RECEIVER_PYTHON=$(CURDIR)/$(RECEIVER)/bin/python \
 	SLIDEGATE_OMEZARR_PYTHON=$(CURDIR)/$(OMEZARR)/bin/python $(PY) -m pytest -m 'not ui'
 
 # opt-in benchmark (bench/run.py): inputs generated at run time into bench/work/
