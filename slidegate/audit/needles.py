@@ -137,9 +137,16 @@ class Needles:
     needles: dict[str, bytes] = field(default_factory=dict)
     #: field name -> number of values not searched (too short, or carried legitimately)
     skipped: dict[str, int] = field(default_factory=dict)
+    #: labels of the canaries among `needles`: the same for every slide of a release
+    canaries: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.needles)
+
+    def split(self) -> tuple[dict[str, bytes], dict[str, bytes]]:
+        """(the slide's own needles, the canaries)."""
+        own = {k: v for k, v in self.needles.items() if k not in self.canaries}
+        return own, {k: v for k, v in self.needles.items() if k in self.canaries}
 
 
 def legit_values(plan: DeidPlan) -> set[str]:
@@ -174,6 +181,8 @@ def phi_needles(
     legit = legit_values(plan)
     needles: dict[str, bytes] = {}
     skipped: dict[str, int] = {}
+    canary_labels: set[str] = set()
+    last: dict[str, int] = {}  # label -> its last suffix number (no rescan from #2 each time)
 
     def add(label: str, name: str, value: str, *, canary: bool = False) -> None:
         value = value.strip()
@@ -185,11 +194,15 @@ def phi_needles(
             skipped[name] = skipped.get(name, 0) + 1
             return
         data = value[:MAX_NEEDLE_CHARS].encode("utf-8")
-        unique, n = label, 1
+        n = last.get(label, 1)
+        unique = label if n == 1 else f"{label}#{n}"
         while unique in needles:
             n += 1
             unique = f"{label}#{n}"
+        last[label] = n
         needles[unique] = data
+        if canary:
+            canary_labels.add(unique)
 
     for f in facts.fields:
         action = actions.get((f.name, f.location), by_name.get(f.name, "drop"))
@@ -201,4 +214,4 @@ def phi_needles(
                 add(f"{f.name}[date]", f.name, m.group(0))
     for label, value in canaries:
         add(label, label, value, canary=True)
-    return Needles(needles, skipped)
+    return Needles(needles, skipped, frozenset(canary_labels))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from slidegate.errors import SpecError
@@ -68,7 +69,16 @@ class ReleaseContext:
         """(label, value) pairs from the spec's canaries file; labels carry no value."""
         if self.canaries_path is None:
             return ()
-        return read_canaries(self.canaries_path)
+        try:  # read once per process and file version, not once per slide
+            st = self.canaries_path.stat()
+        except OSError:
+            return read_canaries(self.canaries_path)  # its own error for a missing file
+        return _canaries(self.canaries_path, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=4)
+def _canaries(path: Path, mtime_ns: int, size: int) -> tuple[tuple[str, str], ...]:
+    return read_canaries(path)
 
 
 def key_path(settings: Settings, release: str) -> Path:
