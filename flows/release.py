@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,6 +23,7 @@ from flows.artifacts import (
     stage_artifacts,
     tag_current_run,
 )
+from flows.batches import batch_slides, publish_batches
 from flows.credentials import resolve_credentials
 from flows.progress import ReleaseProgress, artifact_key
 from flows.registry import (
@@ -49,7 +49,8 @@ from slidegate.stages.context import ReleaseContext, prepare_release
 from slidegate.stages.slide import failed
 from slidegate.summary import release_markdown, slide_rows
 from tasks.cohort import decide_task
-from tasks.publish import check_target_task, finalize_task, publish_slide_task
+from tasks.publish import check_target_task, finalize_task, publish_batch_task
+from tasks.shipping import Shared
 from tasks.slide import process_slide_task
 
 
@@ -190,8 +191,11 @@ def _release(ctx: ReleaseContext, dry_run: bool) -> dict[str, Any]:
                 "counts": _counts(outcome.slides),
             }
     retrying = publish_options(ctx.settings)  # storage hiccups: retries with backoff
-    uploads = [publish_slide_task.with_options(**retrying).submit(ctx, s) for s in outcome.approved]
-    records = collect_uploads(ctx, outcome.approved, uploads)
+    publish = publish_batch_task.with_options(**retrying)
+    batches = publish_batches(outcome.approved)  # one task run per K small slides
+    shared = Shared(ctx)  # pickled once here, unpickled once per worker
+    uploads = [publish.submit(shared, batch_slides(ctx, b), b) for b in batches]
+    records = collect_uploads(ctx, outcome.approved, uploads, [len(b) for b in batches])
     # the ledger rows and the status `publishing` before the manifest, in one transaction: a
     # run killed after the manifest is still known to the registry
     record_release(ctx.settings, ctx.work, ctx.release, ctx.key_id, "publishing")
@@ -226,9 +230,9 @@ def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
     if done:
         log.info("resume: %d slide(s) audited in an earlier run are not converted again", len(done))
     todo = [s for s in ctx.slides if s.slide_id not in done]
-    futures = {
-        slide.slide_id: process.submit(_slide_context(ctx, slide), slide, _p(ctx, slide))
-        for slide in todo
+    shared = Shared(ctx)  # the release context: pickled once here, unpickled once per worker
+    futures = {  # each task's own inputs: its slide and pseudonym
+        slide.slide_id: process.submit(shared, slide, _p(ctx, slide)) for slide in todo
     }
     by_future = {id(futures[s.slide_id]): s for s in todo}
     progress = ReleaseProgress(ctx.release, len(ctx.slides))
@@ -268,14 +272,6 @@ def _remember(registry: Any, ctx: ReleaseContext, slide: CohortSlide, fut: Any) 
 
 def _p(ctx: ReleaseContext, slide: CohortSlide) -> str:
     return ctx.pseudonyms[slide.slide_id]
-
-
-def _slide_context(ctx: ReleaseContext, slide: CohortSlide) -> ReleaseContext:
-    """The context a slide's task needs: its own slide and pseudonym, not the whole cohort's
-    (what is shipped per task stays the same size however large the cohort)."""
-    return replace(
-        ctx, slides=(slide,), pseudonyms={slide.slide_id: ctx.pseudonyms[slide.slide_id]}
-    )
 
 
 def _risk_artifacts(ctx: ReleaseContext) -> None:

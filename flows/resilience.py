@@ -54,19 +54,26 @@ def explain(exc: BaseException | None, settings: Settings) -> BaseException | No
 
 
 def collect_uploads(
-    ctx: ReleaseContext, approved: Sequence[SlideReport], futures: Sequence[Any]
+    ctx: ReleaseContext,
+    approved: Sequence[SlideReport],
+    futures: Sequence[Any],
+    sizes: Sequence[int] | None = None,
 ) -> list[ObjectRecord]:
-    """Wait for every slide upload; if any failed after its retries, fail with one clear
-    message: nothing is released (no manifest), and the same command resumes."""
+    """Wait for every upload task (one per slide, or per batch of `sizes[i]` slides); if any
+    failed after its retries, fail with one clear message: nothing is released (no manifest),
+    and the same command resumes."""
     records: list[ObjectRecord] = []
     failures: list[BaseException] = []
-    for fut in futures:
+    slides = 0
+    for i, fut in enumerate(futures):
         try:
             records.extend(fut.result())
         except Exception as exc:
             failures.append(exc)
+            slides += sizes[i] if sizes is not None else 1
     if failures:
-        raise publish_failed(ctx, failures[0], f"{len(failures)} of {len(approved)} slide(s)")
+        what = f"{len(failures)} upload task(s) of {slides} of {len(approved)} slide(s)"
+        raise publish_failed(ctx, failures[0], what)
     return records
 
 

@@ -1,4 +1,5 @@
-"""Publish tasks: target check, one upload task per approved slide, manifest last."""
+"""Publish tasks: target check, upload tasks (one per slide, or per batch of slides), manifest
+last."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from prefect import task
 
 from slidegate.models import SlideReport
 from slidegate.publish.release import ObjectRecord
+from slidegate.spec import CohortSlide
 from slidegate.stages import publish as stages
 from slidegate.stages.cohort import CohortOutcome
 from slidegate.stages.context import ReleaseContext
-from tasks.common import TASK_OPTIONS, run_name
+from tasks.common import TASK_OPTIONS
+from tasks.shipping import Shared
 
 
 @task(name="check-target", **TASK_OPTIONS)
@@ -17,9 +20,22 @@ def check_target_task(ctx: ReleaseContext) -> str:
     return stages.check_target(ctx)
 
 
-@task(name="publish-slide", task_run_name=run_name("publish"), **TASK_OPTIONS)
-def publish_slide_task(ctx: ReleaseContext, report: SlideReport) -> list[ObjectRecord]:
-    return stages.publish_slide(ctx, report)
+def _batch_name() -> str:
+    from prefect.runtime import task_run
+
+    reports = task_run.parameters.get("reports") or []
+    first = getattr(reports[0], "pseudonym", "") if reports else ""
+    more = f"-and-{len(reports) - 1}" if len(reports) > 1 else ""
+    return f"publish-{first}{more}" if first else "publish"
+
+
+@task(name="publish-slides", task_run_name=_batch_name, **TASK_OPTIONS)
+def publish_batch_task(
+    release: Shared, slides: list[CohortSlide], reports: list[SlideReport]
+) -> list[ObjectRecord]:
+    """One task run per batch of approved slides (flows/batches.py); names carry pseudonyms."""
+    ctx = release.context(slides, [r.pseudonym for r in reports])
+    return stages.publish_slides(ctx, reports)
 
 
 @task(name="publish-manifest", **TASK_OPTIONS)

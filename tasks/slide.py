@@ -7,12 +7,12 @@ from prefect import task
 from slidegate.models import SlideReport
 from slidegate.spec import CohortSlide
 from slidegate.stages import slide as stages
-from slidegate.stages.context import ReleaseContext
 from tasks.common import TASK_OPTIONS, run_name
+from tasks.shipping import Shared
 
 
 @task(name="process-slide", task_run_name=run_name("slide"), **TASK_OPTIONS)
-def process_slide_task(ctx: ReleaseContext, slide: CohortSlide, pseudonym: str) -> SlideReport:
-    """One task run per slide: the stages share the task's process, so the context is shipped
-    to the worker once and the orchestrator's per-task cost is paid once per slide."""
-    return stages.process(ctx, slide)
+def process_slide_task(release: Shared, slide: CohortSlide, pseudonym: str) -> SlideReport:
+    """One task run per slide: the stages share the task's process. The task's inputs are its
+    own slide and pseudonym plus the release context, shipped once per worker (`Shared`)."""
+    return stages.process(release.context([slide], [pseudonym]), slide)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from slidegate import __version__
-from slidegate.errors import SpecError
+from slidegate.errors import SpecError, TransientIOError
 from slidegate.formats.original_copy import copy_suffix
 from slidegate.ledger import record_release
 from slidegate.models import SlideReport
@@ -85,6 +85,26 @@ def publish_slide(ctx: ReleaseContext, report: SlideReport) -> list[ObjectRecord
     elif copy is not None:
         records += publish_files(gate, ctx.release, {copy_key(report): copy}, admitted_only=True)
     log.info("slide %s published: %d objects", report.pseudonym, len(records))
+    return records
+
+
+def publish_slides(ctx: ReleaseContext, reports: Sequence[SlideReport]) -> list[ObjectRecord]:
+    """Several approved slides in one call (one orchestrator task per batch), each exactly as
+    `publish_slide`. A storage hiccup on one slide does not stop the others: the first one is
+    raised after every slide was tried, so a retry of the batch uploads only what is missing
+    (objects already in the target with the right checksum are skipped: per-object resume).
+    Any other error (a gate finding, a slide not approved) stops the batch at once."""
+    records: list[ObjectRecord] = []
+    failed: list[TransientIOError] = []
+    for report in reports:
+        try:
+            records += publish_slide(ctx, report)
+        except TransientIOError as exc:
+            log.warning("slide %s: upload failed (%s); the batch goes on", report.pseudonym,
+                        exc.reason)  # fmt: skip
+            failed.append(exc)
+    if failed:
+        raise failed[0]
     return records
 
 
