@@ -70,6 +70,7 @@ def dask_runner(settings: Settings) -> Any:
             "processes": True,
             "host": "127.0.0.1",
             "dashboard_address": "127.0.0.1:0",
+            "preload": ["tasks.preload"],  # the slide stage imported while the flow prepares
         }
     )
 

@@ -10,9 +10,7 @@ from slidegate.errors import SpecError
 from slidegate.formats.original_copy import uid_key
 from slidegate.profile import Policies, load_policies
 from slidegate.pseudonym import Pseudonymizer, load_or_create_key
-from slidegate.registry import Registry
 from slidegate.registry.hashes import policy_hash, spec_hash
-from slidegate.registry.keys import release_key
 from slidegate.settings import Settings
 from slidegate.sources import SourceRef
 from slidegate.spec import CohortSlide, ResolvedSpec, load_spec, read_canaries
@@ -99,6 +97,9 @@ def check_inputs(spec_path: Path, settings: Settings) -> tuple[ResolvedSpec, Pol
 
 def prepare_release(spec_path: Path, settings: Settings) -> ReleaseContext:
     """Load and check spec, cohort and policies; create the key. Fails before any work."""
+    from slidegate.registry import Registry  # SQLAlchemy + cryptography: the flow's, not a worker's
+    from slidegate.registry.keys import release_key
+
     resolved, policies = check_inputs(spec_path, settings)
     work = settings.work_dir.resolve()
     if not resolved.target_is_s3:
