@@ -68,9 +68,8 @@ def audit_output(
     `facts.source_path`."""
     needles = phi_needles(facts, plan, canaries)
     # the canaries are the same for every slide of the release: compiled once per process
-    marks = {label for label, _ in canaries}
-    own = {k: v for k, v in needles.needles.items() if k not in marks}
-    shared = {k: v for k, v in needles.needles.items() if k in marks}
+    # (by their final labels: repeated ones are numbered `canary:x#2`, `#3`...)
+    own, shared = needles.split()
     findings = scan_tree(out, own, shared=shared)
     source = Path(facts.source_path) if source is None else source
     readable = _readable(source)

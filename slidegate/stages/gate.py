@@ -23,6 +23,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +78,18 @@ def common_needles(
     if not dropped_columns:  # slides carry no cohort cell: only identifiers are searched
         cohort.needles = [(r, v) for r, v in cohort.needles if r != COHORT_DROPPED]
     out.extend(cohort)
+    out.extend(source_names(ctx, table))
+    return out
+
+
+def source_names(ctx: ReleaseContext, table: Any = None) -> NeedleSet:
+    """The folder and file names of the context's slides and the source root's name."""
     known = [*vocabulary(ctx), *ctx.policies.deid, *(p.format for p in ctx.policies.deid.values())]
     known += list(FORMAT_WORDS)
     if table is not None:
         known += table_cells(table)
     ids = [s.slide_id for s in ctx.slides]
-    out.extend(source_name_needles(ids, [str(ctx.source_root)], known))
-    return out
+    return source_name_needles(ids, [str(ctx.source_root)], known)
 
 
 def _output_files(report: SlideReport) -> list[tuple[str, Path]]:
@@ -124,12 +130,14 @@ def shared_needles(ctx: ReleaseContext) -> tuple[tuple[str, str], ...]:
     """`common_needles` of the slides' admission, built once per process and release (the
     cohort table is read once, not once per slide); a changed cohort or canaries file, spec or
     policy builds them again."""
-    key = (ctx.release, ctx.spec_hash, ctx.policy_hash, len(ctx.slides),
+    key = (ctx.release, ctx.spec_hash, ctx.policy_hash,
            _stat(ctx.cohort_path), _stat(ctx.canaries_path))  # fmt: skip
     with _shared_lock:
         if key in _shared:
             return _shared[key]
-    needles = tuple(common_needles(ctx, dropped_columns=False).needles)
+    # without the context's own slides: their source names are the caller's (`source_names`),
+    # else the first slide's names would be cached and searched for in every later slide
+    needles = tuple(common_needles(replace(ctx, slides=()), dropped_columns=False).needles)
     with _shared_lock:
         _shared[key] = needles
         while len(_shared) > 4:
@@ -157,6 +165,7 @@ def admit_slide(
     """Search keys and every byte of a freshly audited slide; record admitted hashes.
     Returns the report with `admitted` set, or quarantined (stage "gate") on a finding."""
     own_needles = slide_needles(facts, plan, vocabulary(ctx, [plan])).needles
+    own_needles += source_names(ctx).needles  # this slide's folder and file names
     shared = shared_needles(ctx)
     matchers = [Matcher(own_needles), cached(shared)]
     # the original-format copy is a DICOM file of technical attributes: the copy check's
@@ -280,6 +289,5 @@ def release_gate(
 def slide_gate(ctx: ReleaseContext, store: Store, report: SlideReport) -> Gate:
     """The gate for one approved slide's objects: admitted hashes only; keys searched for
     the needles every slide shares (the whole set is searched again at finalize)."""
-    return Gate(
-        store, cached(shared_needles(ctx)), report.admitted, ctx.pseudonyms.values(), [ctx.release]
-    )
+    needles = shared_needles(ctx) + tuple(source_names(ctx).needles)  # + the task's slides'
+    return Gate(store, cached(needles), report.admitted, ctx.pseudonyms.values(), [ctx.release])
