@@ -5,7 +5,8 @@ wall time, CPU time and peak RSS from `os.wait4`. Cases run interleaved (A B C A
 REPS times, outputs deleted between runs, page cache warm (every input is read once first).
 A run whose correctness gate fails is recorded and does not count.
 
-    python -m bench.run [--sizes S,M,J2K] [--reps 3] [--quick]   (--quick: S only, 1 rep)
+    python -m bench.run [--sizes S,M,J2K] [--reps 3] [--quick] [--cases T0,T1] [--stages]
+    (--quick: S only, 1 rep; --cases: a subset, e.g. `--cases "T0 cp,T1" --no-report`)
 """
 
 from __future__ import annotations
@@ -244,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stages", action="store_true",
                     help="also the slide stage on tissue inputs, stage by stage")  # fmt: skip
     ap.add_argument("--work", default=str(ROOT / "work"))
+    ap.add_argument(
+        "--cases", default="", help="only cases whose name holds one of these words (a,b)"
+    )
     ap.add_argument("--no-report", action="store_true")
     args = ap.parse_args(argv)
     sizes = ["S"] if args.quick else args.sizes.split(",")
@@ -254,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     load_start = report.machine()["loadavg_at_end"]
     inputs = make_inputs(work, sizes)
     cases = [c for s in sizes for c in cases_for(s, threads)]
+    if args.cases:
+        words = [w.strip() for w in args.cases.split(",") if w.strip()]
+        cases = [c for c in cases if any(w in c.name for w in words)]
     runs: list[dict[str, Any]] = []
     for rep in range(reps):
         for case in cases:
