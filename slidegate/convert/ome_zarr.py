@@ -31,7 +31,7 @@ import zarr
 
 from slidegate.convert import dicom_passthrough, encode, passthrough
 from slidegate.convert.codecs import register
-from slidegate.convert.ngff import group_attributes
+from slidegate.convert.ngff import group_attributes, omero
 from slidegate.convert.pyramid import PyramidBuilder, level_shapes
 from slidegate.convert.tiles import TiffTiles, TiledLevel
 from slidegate.errors import PolicyError, SlidegateError
@@ -279,4 +279,39 @@ def write_ome_zarr(
                 _native_level(src, group, out, i, lv, opts)
         else:
             _pyramid_2x(src, group, out, base, shapes, opts)
+    rendering = omero(plan, base.samples, _dtype_range(base.dtype), _windows(group, shapes))
+    group.update_attributes(
+        group_attributes(plan, shapes, opts.pyramid == "2x", rendering)
+    )  # the whole "ome" object again, now with the display windows
     return _size(out)
+
+
+#: pixels of the smallest level read to set the display windows (a centred crop beyond)
+WINDOW_EDGE = 2048
+
+
+def _dtype_range(dtype: str) -> tuple[float, float]:
+    dt = np.dtype(dtype)
+    if dt.kind in "ui":
+        info = np.iinfo(dt)
+        return float(info.min), float(info.max)
+    return 0.0, 1.0
+
+
+def _windows(group: zarr.Group, shapes: list[tuple[int, int]]) -> list[tuple[float, float]]:
+    """Per channel (start, end) display window: the 0.1 / 99.9 percentiles of the largest
+    level that fits in WINDOW_EDGE^2 pixels (else a centred crop of the smallest; a smaller
+    level is averaged and would narrow the window); 8-bit RGB keeps its full range."""
+    fits = [i for i, (h, w) in enumerate(shapes) if h * w <= WINDOW_EDGE**2]
+    arr = group[str(fits[0] if fits else len(shapes) - 1)]
+    assert isinstance(arr, zarr.Array)
+    s, h, w = arr.shape
+    if s == 3 and arr.dtype == np.uint8:
+        return [(0.0, 255.0)] * 3
+    y0, x0 = max(0, (h - WINDOW_EDGE) // 2), max(0, (w - WINDOW_EDGE) // 2)
+    data = np.asarray(arr[:, y0 : y0 + WINDOW_EDGE, x0 : x0 + WINDOW_EDGE]).reshape(s, -1)
+    out = []
+    for c in range(s):
+        lo, hi = np.percentile(data[c], [0.1, 99.9]) if data[c].size else (0.0, 1.0)
+        out.append((float(lo), float(max(hi, lo + 1)) if arr.dtype.kind in "ui" else float(hi)))
+    return out
