@@ -249,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cases", default="", help="only cases whose name holds one of these words (a,b)"
     )
     ap.add_argument("--no-report", action="store_true")
+    ap.add_argument("--no-risk", action="store_true", help="skip the risk case (bench/risk.py)")
     args = ap.parse_args(argv)
     sizes = ["S"] if args.quick else args.sizes.split(",")
     reps = 1 if args.quick else args.reps
@@ -286,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import stages
 
         ok &= stages.main(["run", "--work", str(work)] + (["--no-report"] * args.no_report)) == 0
+    if not args.quick and not args.no_risk:  # 5,000 slides through the risk model
+        from bench import risk
+
+        ok &= risk.main(["run", *(["--no-report"] if args.no_report else [])]) == 0
     return 0 if ok else 1
 
 
