@@ -81,7 +81,7 @@ def onnx_features(rgb: NDArray[np.uint8], extractor: OnnxExtractor) -> F32:
     return out.reshape(len(views), -1).ravel()
 
 
-def orbit_cosine(orientations: int, block: int = 512) -> Callable[[NDArray[np.floating]], F32]:
+def orbit_cosine(orientations: int, block: int = 64) -> Callable[[NDArray[np.floating]], F32]:
     """The pair score for embeddings of `orientations` views per slide: the cosine of one
     slide's first view with the best of the other's views, symmetrised."""
 
