@@ -14,7 +14,7 @@ help:
 	@echo "make test-all  the test suite plus the slow-marked suites"
 	@echo "make lint   ruff + mypy"
 	@echo "make serve  local Prefect server + work pool + worker + scheduled deployments (make serve-stop)"
-	@echo "make bench  conversion benchmark (T0-T4 and the slide stage on tissue, ~25 min; BENCH_ARGS=\"--t4 --reps 2\") -> BENCHMARKS.md"
+	@echo "make bench  conversion benchmark (T0-T5 and the slide stage on tissue, ~35 min; BENCH_ARGS=\"--t4 --reps 2\") -> BENCHMARKS.md"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -75,7 +75,7 @@ test-all: venv $(ORACLE_STAMP) $(OMEZARR_STAMP) $(RECEIVER_STAMP)
 	SLIDEGATE_OMEZARR_PYTHON=$(CURDIR)/$(OMEZARR)/bin/python $(PY) -m pytest -m 'not ui'
 
 # opt-in benchmark (bench/run.py): inputs generated at run time into bench/work/
-BENCH_ARGS ?= --t4 --stages
+BENCH_ARGS ?= --t4 --stages --t5
 bench: venv
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev,bench]'
 	$(PY) -m bench.run $(BENCH_ARGS)

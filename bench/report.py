@@ -182,6 +182,10 @@ def targets(results: dict[str, Any], s: dict[tuple[str, str, int], dict[str, Any
         out += t4_rows(t4)
     else:
         out.append("| T4 Prefect + Dask overhead | <= 0.5 s/slide, <= 5% | not run (`--t4`) | - |")
+    if results.get("t5"):
+        from bench.scale import t5_rows
+
+        out += t5_rows(results["t5"])
     t3 = _get(s, size, "T3 slidegate original-format copy", 1)
     if t3 is not None and cp:
         out.append(f"| T3 de-identified copy in the original format vs cp | - (no goal) | "

@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--quick", action="store_true", help="S only, 1 repetition, no T4")
     ap.add_argument("--t4", action="store_true", help="also run T4 (Prefect + Dask)")
+    ap.add_argument("--t5", action="store_true", help="also run T5 (scale: tiny-slide releases)")
+    ap.add_argument("--t5-sizes", default="10,100", help="T5 cohort sizes (1,000: add ,1000)")
     ap.add_argument("--stages", action="store_true",
                     help="also the slide stage on tissue inputs, stage by stage")  # fmt: skip
     ap.add_argument("--work", default=str(ROOT / "work"))
@@ -281,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench.orchestration import run_t4
 
         results = _results(inputs, reps, runs, run_t4(work), started, load_start)
+        _save(results, args.quick, args.no_report)
+    if args.t5 and not args.quick:
+        from bench.scale import run_t5
+
+        results["t5"] = run_t5(work, args.t5_sizes)
+        results["elapsed_s"] = time.time() - started
         _save(results, args.quick, args.no_report)
     ok = all(r["ok"] for r in runs)
     if args.stages and not args.quick:

@@ -321,3 +321,72 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def run_t5(work: Path, sizes: str = "10,100", reps: int = 1) -> dict[str, Any]:
+    """T5 in a child process (own Prefect server); never raises."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.scale", str(work), "--sizes", sizes, "--reps", str(reps)],
+        capture_output=True, text=True, check=False, cwd=REPO,
+    )  # fmt: skip
+    for line in proc.stdout.splitlines():
+        if line.startswith("T5 "):
+            result: dict[str, Any] = json.loads(line[3:])
+            return result
+    return {"error": (proc.stderr or proc.stdout)[-600:]}
+
+
+def _f(x: float | None, fmt: str = ".2f") -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+def t5_rows(t5: dict[str, Any]) -> list[str]:
+    """Rows of the BENCHMARKS.md targets table: figure next to goal (issue 17)."""
+    if "error" in t5 or not t5.get("by_size"):
+        return [f"| T5 scale (tiny slides) | see issue 17 | not measured: "
+                f"{str(t5.get('error', 'no runs'))[:160]} | - |"]  # fmt: skip
+    by = {int(k): v for k, v in t5["by_size"].items()}
+    lo, hi = min(by), max(by)
+    a, b = by[lo], by[hi]
+    rows = []
+
+    def row(what: str, goal: str, figure: str, ok: bool | None) -> None:
+        rows.append(f"| {what} | {goal} | {figure} | {'-' if ok is None else _met(ok)} |")
+
+    ma, mb = a.get("slide_task_median_s"), b.get("slide_task_median_s")
+    if ma and mb:
+        row(f"T5 slide-task median, {hi} vs {lo} slides", "<= 1.2x (at 1,000)",
+            f"{mb:.2f} vs {ma:.2f} s = {mb / ma:.2f}x", mb / ma <= 1.2)  # fmt: skip
+    over = b.get("overhead_per_slide_s")
+    row(f"T5 overhead per slide at {hi} (flow - plain loop)", "<= 0.15 s (at 1,000)",
+        f"{_f(over)} s (flow {_f(b.get('flow_s'), '.1f')} s, loop {_f(b.get('loop_s'), '.1f')} s)",
+        None if over is None else over <= 0.15)  # fmt: skip
+    pub = b.get("publish_phase_per_slide_s")
+    row(f"T5 publish phase per slide at {hi}", "<= 0.05 s",
+        f"{_f(pub, '.3f')} s ({b.get('publish_tasks')} task(s))",
+        None if pub is None else pub <= 0.05)  # fmt: skip
+    fa, fb = a.get("peak_rss_flow_mb"), b.get("peak_rss_flow_mb")
+    if fa and fb:
+        per_kb = (fb - fa) * 1024 / (hi - lo)
+        row("T5 flow peak RSS growth per slide", "<= 50 KB",
+            f"{fa:.0f} -> {fb:.0f} MB = {per_kb:.0f} KB/slide", per_kb <= 50)  # fmt: skip
+    wa, wb = a.get("peak_rss_worker_mb"), b.get("peak_rss_worker_mb")
+    if wa and wb:
+        row("T5 worker peak RSS flat in cohort size", "flat (within 10%)",
+            f"{wa:.0f} -> {wb:.0f} MB ({100 * (wb / wa - 1):+.0f}%)", wb <= 1.1 * wa)  # fmt: skip
+    s0 = b.get("start_to_first_slide_s")
+    row("T5 CLI start to first slide task (server up)", "<= 5 s",
+        f"{_f(s0, '.1f')} s (to the flow run {_f(b.get('start_to_flow_s'), '.1f')} s)",
+        None if s0 is None else s0 <= 5)  # fmt: skip
+    da, db = a.get("server_db_mb"), b.get("server_db_mb")
+    if da is not None and db is not None:
+        row("T5 Prefect server DB size after the runs", "- (no goal)",
+            f"{da:.1f} MB after the {lo}-slide run, {db:.1f} MB after the {hi}", None)  # fmt: skip
+    sa, sb = a.get("peak_rss_server_mb"), b.get("peak_rss_server_mb")
+    if sa and sb:
+        row("T5 Prefect server peak RSS", "- (no goal)", f"{sa:.0f} -> {sb:.0f} MB", None)
+    return rows
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "missed"
