@@ -236,39 +236,54 @@ def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
         slide.slide_id: process.submit(shared, slide, _p(ctx, slide)) for slide in todo
     }
     by_future = {id(futures[s.slide_id]): s for s in todo}
+    outcomes: dict[str, SlideReport | BaseException] = {}
     progress = ReleaseProgress(ctx.release, len(ctx.slides))
     try:
         for _ in done:
             progress.advance()
         for fut in as_completed(list(futures.values())):
             progress.advance()
-            _remember(registry, ctx, by_future[id(fut)], fut)
+            slide = by_future.pop(id(fut))
+            outcomes[slide.slide_id] = _outcome(fut)
+            report = outcomes[slide.slide_id]
+            if isinstance(report, SlideReport):  # audited: recorded at once (resume)
+                remember(registry, ctx, slide, report)
+            _release_result(fut)  # read: the worker may drop it (not kept to the end)
     finally:
         progress.close()
     reports = [done[s.slide_id] for s in ctx.slides if s.slide_id in done]
-    for slide_id, fut in futures.items():
-        # the result, not `fut.state`: right after as_completed the state can still lag behind
-        try:
-            reports.append(fut.result(raise_on_failure=True))
-        except BaseException as raised:  # the task's own exception, after its retries
-            exc = explain(raised, ctx.settings)
-            log.error(
-                "slide %s failed after retries: %s", ctx.pseudonyms[slide_id], type(exc).__name__
-            )
-            reports.append(failed(slide_id, ctx.pseudonyms[slide_id], exc))
+    for slide_id in (s.slide_id for s in todo):
+        outcome = outcomes.get(slide_id)
+        if outcome is None:  # not completed (as_completed ended early): wait for it here
+            outcome = _outcome(futures[slide_id])
+        if isinstance(outcome, SlideReport):
+            reports.append(outcome)
+            continue
+        exc = explain(outcome, ctx.settings)  # the task's own exception, after its retries
+        log.error("slide %s failed after retries: %s", ctx.pseudonyms[slide_id], type(exc).__name__)
+        reports.append(failed(slide_id, ctx.pseudonyms[slide_id], exc))
     order = {s.slide_id: i for i, s in enumerate(ctx.slides)}
     return sorted(reports, key=lambda r: order[r.slide_id])
 
 
-def _remember(registry: Any, ctx: ReleaseContext, slide: CohortSlide, fut: Any) -> None:
-    """An audited slide is recorded in the registry as soon as it is done (resume)."""
+def _release_result(fut: Any) -> None:
+    """Tell Dask the flow no longer needs a task's result (it is read): the worker frees it,
+    instead of holding every slide's report until the flow ends (worker RSS grew with the
+    cohort)."""
+    release = getattr(getattr(fut, "wrapped_future", None), "release", None)
+    if callable(release):
+        release()
+
+
+def _outcome(fut: Any) -> SlideReport | BaseException:
+    """The slide task's report, or its exception after its retries (the result, not
+    `fut.state`: right after as_completed the state can still lag behind)."""
     try:
-        report = fut.result(raise_on_failure=True)
+        return cast(SlideReport, fut.result(raise_on_failure=True))
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException:  # reported by the caller, with its reason
-        return
-    remember(registry, ctx, slide, report)
+    except BaseException as raised:
+        return raised
 
 
 def _p(ctx: ReleaseContext, slide: CohortSlide) -> str:

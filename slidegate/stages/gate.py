@@ -289,5 +289,8 @@ def release_gate(
 def slide_gate(ctx: ReleaseContext, store: Store, report: SlideReport) -> Gate:
     """The gate for one approved slide's objects: admitted hashes only; keys searched for
     the needles every slide shares (the whole set is searched again at finalize)."""
-    needles = shared_needles(ctx) + tuple(source_names(ctx).needles)  # + the task's slides'
-    return Gate(store, cached(needles), report.admitted, ctx.pseudonyms.values(), [ctx.release])
+    # the shared set only (compiled once per process): each slide's own source names were
+    # searched in its keys at admission, and every key is searched again at finalize
+    return Gate(
+        store, cached(shared_needles(ctx)), report.admitted, ctx.pseudonyms.values(), [ctx.release]
+    )
