@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO_ARGS ?=
 
-.PHONY: help venv receiver-venv postgres demo test test-all lint typecheck fmt clean server-stop bench serve serve-stop screenshot
+.PHONY: help venv receiver-venv readers-venv postgres demo test test-all lint typecheck fmt clean server-stop bench serve serve-stop screenshot
 
 help:
 	@echo "make demo   synthesise a small cohort and release it to ./demo/release (local Prefect + Dask)"
@@ -63,15 +63,29 @@ $(RECEIVER_STAMP): receiver/pyproject.toml $(wildcard receiver/src/slidegate_rec
 
 receiver-venv: $(RECEIVER_STAMP)
 
-test: venv $(ORACLE_STAMP) $(OMEZARR_STAMP) $(RECEIVER_STAMP)
+# readers of a release next to zarr + the receiver: dask, ome-zarr-py, ngff-zarr, ome-zarr-models
+READERS := .venv-readers
+READERS_STAMP := $(READERS)/.installed-stamp
+
+$(READERS_STAMP): tests/readers-requirements.txt receiver/pyproject.toml $(wildcard receiver/src/slidegate_receiver/*.py)
+	rm -rf $(READERS)
+	$(PYTHON) -m venv $(READERS)
+	$(READERS)/bin/pip install -q -r tests/readers-requirements.txt ./receiver
+	touch $(READERS_STAMP)
+
+readers-venv: $(READERS_STAMP)
+
+test: venv $(ORACLE_STAMP) $(OMEZARR_STAMP) $(RECEIVER_STAMP) $(READERS_STAMP)
 	SLIDEGATE_PYCANON_PYTHON=$(CURDIR)/$(ORACLE)/bin/python \
 	SLIDEGATE_RECEIVER_PYTHON=$(CURDIR)/$(RECEIVER)/bin/python \
+	SLIDEGATE_READERS_PYTHON=$(CURDIR)/$(READERS)/bin/python \
 	SLIDEGATE_OMEZARR_PYTHON=$(CURDIR)/$(OMEZARR)/bin/python $(PY) -m pytest
 
 # the default run plus the slow-marked suites (large fuzz runs, scale cases); not the ui test
-test-all: venv $(ORACLE_STAMP) $(OMEZARR_STAMP) $(RECEIVER_STAMP)
+test-all: venv $(ORACLE_STAMP) $(OMEZARR_STAMP) $(RECEIVER_STAMP) $(READERS_STAMP)
 	SLIDEGATE_PYCANON_PYTHON=$(CURDIR)/$(ORACLE)/bin/python \
 	SLIDEGATE_RECEIVER_PYTHON=$(CURDIR)/$(RECEIVER)/bin/python \
+	SLIDEGATE_READERS_PYTHON=$(CURDIR)/$(READERS)/bin/python \
 	SLIDEGATE_OMEZARR_PYTHON=$(CURDIR)/$(OMEZARR)/bin/python $(PY) -m pytest -m 'not ui'
 
 # opt-in benchmark (bench/run.py): inputs generated at run time into bench/work/
