@@ -157,3 +157,51 @@ def test_the_worker_signs_its_output_with_the_policys_model(
     np.testing.assert_allclose(feats, features_for(img[::2, ::2], link), atol=1e-5)
     builtin = np.asarray(signatures({"s": report})[0]["s"].features)
     assert builtin.shape != feats.shape  # no policy extractor: the built-in descriptor
+
+
+def test_a_release_signs_and_scores_every_slide_with_the_policys_model(
+    policies_dir: Path, tmp_path: Path
+) -> None:
+    """The slide stage (on its worker) signs with the model the policies folder names, and the
+    cohort stage scores those embeddings: no image is read at the cohort stage."""
+    import shutil
+
+    from slidegate.settings import Settings
+    from slidegate.stages.cohort import decide_cohort
+    from slidegate.stages.context import prepare_release
+    from slidegate.stages.slide import audit, deidentify, inventory
+    from slidegate.synth import generate_cohort
+
+    from .conftest import write_spec
+
+    copy = tmp_path / "policies"
+    shutil.copytree(policies_dir, copy)
+    model = build_model(copy / "risk" / "extractor.onnx")
+    path = copy / "risk" / "controlled.yaml"
+    text = path.read_text(encoding="utf-8")
+    line = "  priors: {same_block: 0.6, other_block: 0.15, other_specimen: 0.05}\n"
+    assert line in text
+    extractor = (
+        f"  extractor: {{model: extractor.onnx, sha256: {file_sha256(model)}, "
+        f"input_size: {SIDE}, rotations: {ROTATIONS}}}\n"
+    )
+    path.write_text(text.replace(line, line + extractor), encoding="utf-8")
+    cohort = generate_cohort(tmp_path / "c", slides=4, patients=2, seed=3, base_size=(512, 512))
+    spec = write_spec(cohort.root, "onnx", "controlled-access")
+    ctx = prepare_release(spec, Settings(work_dir=tmp_path / "w", policies_dir=copy))
+    reports = [audit(ctx, deidentify(ctx, inventory(ctx, s))) for s in ctx.slides]
+    ok = [r for r in reports if r.status == "ok"]
+    # each slide's task computed the model's embeddings: 2 x 16 views x 64 values
+    assert len(ok) == 4
+    assert all(r.signature and len(r.signature.features) == 2 * ROTATIONS * DIM for r in ok)
+    outcome = decide_cohort(ctx, reports)
+    link = ctx.policies.risk.image_linkage
+    assert link is not None and link.extractor is not None
+    assert Path(link.extractor.model) == (copy / "risk" / "extractor.onnx").resolve()
+    import json
+
+    data = json.loads((ctx.reports_dir / "risk.json").read_text())
+    assert data["inputs"]["image_linkage"]["extractor"]["sha256"] == file_sha256(model)
+    assert data["inputs"]["slides_with_features"] == 4
+    assert data["linkage_before"] is not None and data["linkage_before"]["patients"] == 2
+    assert outcome.slides and all(s.status in ("approved", "withheld") for s in outcome.slides)
