@@ -72,3 +72,10 @@ class TransientIOError(SlidegateError):
     """A storage or network operation failed in a way that may succeed on retry."""
 
     category = "transient-io"
+
+
+class SlideLimitError(SlidegateError):
+    """A slide's read or conversion went past its time or memory bound (`slide_timeout_s`,
+    `slide_memory_mb`) and was stopped; the slide is quarantined and the release goes on."""
+
+    category = "limit"

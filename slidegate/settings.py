@@ -53,6 +53,12 @@ class Settings:
     #: time limit of each per-slide task (inventory, convert, audit); a slide over it is
     #: quarantined ("time limit exceeded") and the rest of the cohort goes on
     slide_timeout_s: int = 1800
+    #: address space (MiB) of the child process that reads and converts one slide (RLIMIT_AS;
+    #: `slidegate.bounded`); a slide over it is quarantined. 0: no memory bound
+    slide_memory_mb: int = 8192
+    #: "process": each slide's read/convert runs in a reusable child process bounded by
+    #: slide_timeout_s and slide_memory_mb (killed at the bound); "off": in the worker itself
+    slide_isolation: str = "process"
     #: a Dask cluster spec by name (deploy/dask/<name>.yaml) used when no dask_address is given
     cluster: str | None = None
     #: publish task retries after a storage failure, with exponential backoff from the delay

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from slidegate.audit import audit_output, phi_needles, scan_tree
 from slidegate.audit.copy_check import check_copy, copy_needles
+from slidegate.bounded import Bound, run_bounded
 from slidegate.convert.ome_zarr import ConvertOptions, write_ome_zarr
 from slidegate.deid.plan import plan_deid, summarize
 from slidegate.egress.wording import FieldIds
@@ -18,6 +19,7 @@ from slidegate.errors import (
     PolicyError,
     PolicyViolation,
     SlidegateError,
+    SlideLimitError,
     TransientIOError,
     UnsupportedSlideError,
 )
@@ -27,7 +29,7 @@ from slidegate.formats.tiff_copy import CopyNotPossible
 from slidegate.models import DeidPlan, SlideFacts, SlideReport
 from slidegate.risk.signature import sign_output
 from slidegate.settings import slide_threads
-from slidegate.sources import S3Ref, slide_source
+from slidegate.sources import S3Ref, SourceRef, slide_source
 from slidegate.spec import CohortSlide
 from slidegate.stages.context import ReleaseContext
 from slidegate.stages.gate import admit_slide
@@ -36,7 +38,13 @@ from slidegate.staging import stage_out
 log = logging.getLogger("slidegate.stages")
 
 #: errors that quarantine one slide while the rest of the cohort goes on
-SLIDE_ERRORS = (CorruptSlideError, UnsupportedSlideError, PolicyViolation, PolicyError)
+SLIDE_ERRORS = (
+    CorruptSlideError,
+    UnsupportedSlideError,
+    PolicyViolation,
+    PolicyError,
+    SlideLimitError,
+)
 
 
 def usable_cores() -> int:
@@ -57,8 +65,8 @@ def inventory(ctx: ReleaseContext, slide: CohortSlide) -> SlideReport:
         slide_id=slide.slide_id, pseudonym=pseudonym, stage="inventory", status="ok"
     )
     try:
-        with slide_source(slide.path, ctx.settings, ctx.work) as src:
-            facts = read_facts(src, slide.slide_id)
+        with slide_source(slide.path, ctx.settings, ctx.work) as src:  # bounded: slidegate.bounded
+            facts = run_bounded(Bound.of(ctx.settings), pseudonym, read_facts, src, slide.slide_id)
     except SLIDE_ERRORS as exc:
         log.warning("slide %s quarantined at inventory: %s", pseudonym, exc)
         return quarantine(report, "inventory", exc.reason)
@@ -95,16 +103,14 @@ def deidentify(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
             mode=conv.mode, quality=conv.quality, pyramid=conv.pyramid, threads=threads
         )
         with slide_source(facts.source_path, ctx.settings, ctx.work) as src:
-            written = write_ome_zarr(src, plan, out, opts)
-            if copy is not None:
-                try:
-                    size = write_original_copy(src, plan, copy, ctx.dicom_uid_key)
-                    copied = {"original_copy_bytes": size}
-                except CopyNotPossible as exc:
-                    log.warning(
-                        "slide %s released without a copy: %s", report.pseudonym, exc.reason
-                    )
-                    copy = None
+            bound = Bound.of(ctx.settings)  # the child process is killed past the bound
+            args = (src, plan, out, opts, copy, ctx.dicom_uid_key)
+            written, size = run_bounded(bound, report.pseudonym, convert_slide, *args)
+            if isinstance(size, int):
+                copied = {"original_copy_bytes": size}
+            elif copy is not None:
+                log.warning("slide %s released without a copy: %s", report.pseudonym, size)
+                copy = None
     except (TransientIOError, OSError):
         _discard(out, copy)  # e.g. disk full: no partial output stays
         raise
@@ -133,6 +139,20 @@ def deidentify(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
             "detail": {**report.detail, **summarize(plan), **copied},
         }
     )
+
+
+def convert_slide(
+    src: SourceRef, plan: DeidPlan, out: Path, opts: ConvertOptions, copy: Path | None, key: bytes
+) -> tuple[int, int | str | None]:
+    """The bounded part of de-identification (run in the slide's child process): the OME-Zarr,
+    then the original-format copy; returns (bytes written, copy size or why there is none)."""
+    written = write_ome_zarr(src, plan, out, opts)
+    if copy is None:
+        return written, None
+    try:
+        return written, write_original_copy(src, plan, copy, key)
+    except CopyNotPossible as exc:
+        return written, exc.reason
 
 
 def _discard(out: Path, copy: Path | None) -> None:

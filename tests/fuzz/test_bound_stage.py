@@ -1,0 +1,63 @@
+"""The bound at its call site (stages.slide, no orchestrator): a crafted slide whose only
+defect is that decoding it needs 805 MB is stopped by the child's address-space bound and
+quarantined with that reason; a good slide in the same run goes through, in the same reused
+child process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from slidegate.settings import Settings
+from slidegate.stages import slide as stages
+from slidegate.stages.context import prepare_release
+from tests.fuzz.craft import deflate_bomb
+from tests.releasing import COHORT_HEADER
+
+MEMORY_MB = 600
+
+
+def test_bomb_stopped_by_the_memory_bound_good_slide_converted(
+    real_slides: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "slides"
+    source.mkdir()
+    deflate_bomb(source / "bomb.tiff")
+    (source / "good.tiff").write_bytes((real_slides / "generic-tiff/boxes.tiff").read_bytes())
+    rows = [
+        "bomb.tiff,P1,B1,S1,51,F,C50.9,breast,2020-01-01",
+        "good.tiff,P2,B2,S2,52,M,C50.9,breast,2020-01-02",
+    ]
+    (tmp_path / "cohort.csv").write_text(COHORT_HEADER + "".join(f"{r}\n" for r in rows))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"release: bound-1\nsource: {source}\ncohort: cohort.csv\nprofile: restricted\n"
+        "target: out\n"
+    )
+    settings = Settings(
+        work_dir=tmp_path / "work",
+        registry_url=f"sqlite:///{tmp_path / 'registry.sqlite'}",
+        slide_memory_mb=MEMORY_MB,
+        slide_timeout_s=120,
+    )
+    ctx = prepare_release(spec, settings)
+    reports = {s.slide_id: stages.deidentify(ctx, stages.inventory(ctx, s)) for s in ctx.slides}
+    bomb, good = reports["bomb.tiff"], reports["good.tiff"]
+    assert bomb.status == "quarantined" and bomb.stage == "deidentify"
+    assert bomb.reason == f"limit: memory bound exceeded ({MEMORY_MB} MiB per slide)"
+    assert not ctx.staging_path(bomb.pseudonym).exists()  # no partial output stays
+    assert good.status == "ok" and good.output_path is not None
+    assert (Path(good.output_path) / "zarr.json").is_file()
+
+
+def test_isolation_off_runs_in_process(real_slides: Path, tmp_path: Path) -> None:
+    """`slide_isolation: off` is the unbounded path (debugging): the same facts, no child."""
+    from slidegate.bounded import Bound, run_bounded
+    from slidegate.formats import read_facts
+
+    path = real_slides / "generic-tiff/boxes.tiff"
+    off = Bound.of(Settings(slide_isolation="off"))
+    on = Bound.of(Settings())
+    assert not off.isolated and on.isolated and on.memory_mb == 8192
+    assert run_bounded(off, "s", read_facts, path, "s") == run_bounded(
+        on, "s", read_facts, path, "s"
+    )
