@@ -15,6 +15,7 @@ reason, errno) tuples and are rebuilt here as project errors: a project error as
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pickle
@@ -204,13 +205,26 @@ def describe(exc: BaseException) -> tuple[str, str, str, str | None, int | str |
     """(module, class name, message, reason, errno | "memory") of an exception, as data. A
     foreign exception's message is dropped: parsers quote the bytes they failed on."""
     kind, module = type(exc).__name__, type(exc).__module__
+    if _out_of_memory(exc):  # also a project error raised while handling a MemoryError
+        return module, kind, "", None, "memory"
     if isinstance(exc, SlidegateError):
         return module, kind, str(exc), exc.reason, None
     if isinstance(exc, OSError) and exc.errno is not None:
         return module, "OSError", exc.strerror or "", None, exc.errno
-    if isinstance(exc, MemoryError):
-        return module, kind, "", None, "memory"
     return module, kind, "", None, None
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """A MemoryError, or an error raised while handling one (readers wrap decoder failures,
+    `raise ... from None` keeps `__context__`): under RLIMIT_AS that is the bound."""
+    seen: BaseException | None = exc
+    for _ in range(16):
+        if seen is None:
+            return False
+        if isinstance(seen, MemoryError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def rebuild(
@@ -261,6 +275,19 @@ def _watch_parent(parent: int) -> None:
             os._exit(3)
 
 
+def _few_arenas() -> None:
+    """glibc reserves 64 MiB of address space per malloc arena, one per thread that allocates
+    (up to 8 per core): under RLIMIT_AS that reserve, not the slide, would hit the bound."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL(name).mallopt(-8, 2)  # M_ARENA_MAX = 2
+
+
 def child_main() -> None:
     """The child: set the bound, import the readers, then run calls until stdin closes."""
     import resource
@@ -272,6 +299,7 @@ def child_main() -> None:
     paths, limit, parent, warm = _recv(proto_in.fileno(), None)
     sys.path[:0] = [p for p in paths if p not in sys.path]
     if limit:
+        _few_arenas()
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     for module in warm:

@@ -40,7 +40,9 @@ def load_yaml_model(path: Path, model: type[M]) -> M:
     except safeyaml.UnsafeYamlError as exc:
         raise PolicyError(f"policy file {path} is refused: {exc}") from None
     except yaml.YAMLError as exc:
-        raise PolicyError(f"policy file {path} is not valid YAML: {exc}") from None
+        raise PolicyError(
+            f"policy file {path} is not valid YAML: {safeyaml.describe(exc)}"
+        ) from None
     if not isinstance(data, dict):
         raise PolicyError(f"policy file {path} must hold a mapping at top level")
     try:

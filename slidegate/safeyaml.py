@@ -73,7 +73,22 @@ def loads(text: str) -> Any:
     """Parse one YAML document strictly; raises UnsafeYamlError or yaml.YAMLError."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_YAML_BYTES:
         raise UnsafeYamlError(f"document is larger than {MAX_YAML_BYTES} bytes")
-    return yaml.load(text, Loader=_StrictLoader)
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except (UnsafeYamlError, yaml.YAMLError):
+        raise
+    except ValueError:  # e.g. an integer of more than 4300 digits
+        raise UnsafeYamlError("a value cannot be read (a number too long?); shorten it") from None
+    except RecursionError:
+        raise UnsafeYamlError("nesting too deep") from None
+
+
+def describe(exc: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error: where and what (PyYAML's text spans several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return " ".join(f"{where}{problem}".split())
 
 
 def read_text(path: Path, limit: int = MAX_YAML_BYTES) -> str:

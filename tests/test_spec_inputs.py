@@ -94,6 +94,21 @@ MISTAKES: dict[str, tuple[dict[str, object], str]] = {
         r"lacks column\(s\) \['patient'\]",
     ),
     "spec is a folder": ({"_specdir": "1"}, "not a regular file"),
+    # more mistakes of a new user, each with its own message (issue 16 item 4)
+    "yaml bomb in source": ({"spec": billion_laughs("source")}, "aliases|anchors"),
+    "source missing": ({"source": "nope"}, "source folder .* does not exist"),
+    "cohort missing": ({"cohort": "nope.csv"}, "cohort table .* does not exist"),
+    "cohort binary": ({"_header": "\x89PNG\x00\xff"}, "not a readable UTF-8 CSV|no|column"),
+    "cohort slide missing": (
+        {"_header": HEADER + ROW.replace("a.svs", "ghost.svs")},
+        "ghost.svs does not exist",
+    ),
+    "canaries missing": ({"canaries": "nope.json"}, "canaries file .* does not exist"),
+    "profile unknown": ({"profile": "nosuch"}, "profile 'nosuch' not found"),
+    "empty spec": ({"spec": ""}, "mapping at top level"),
+    "release with a slash": ({"release": "a/b"}, "release id must be"),
+    "tab in spec": ({"spec": "release: r1\n\tsource: x\n"}, r"line 2, column 1: .*\\t"),
+    "number too long": ({"release": "9" * 5000}, "number too long"),
 }
 
 
@@ -139,6 +154,49 @@ def test_spec_mistake_is_one_message_before_any_server(
     assert re.search(expected, err), err
     assert elapsed < 2.0
     assert not (tmp_path / "work").exists()  # no key, no work area
+
+
+def test_yaml_bomb_in_a_policy_file_refused_fast(tmp_path: Path) -> None:
+    """Policies are user files too: a bomb in the profile is refused by the same loader."""
+    import shutil
+
+    from slidegate.profile import load_policies
+    from slidegate.settings import DEFAULT_POLICIES_DIR
+
+    policies = tmp_path / "policies"
+    shutil.copytree(DEFAULT_POLICIES_DIR, policies)
+    (policies / "profiles" / "restricted.yaml").write_text(billion_laughs("name"))
+    tracemalloc.start()
+    t0 = time.monotonic()
+    with pytest.raises(PolicyError, match=r"alias|anchor"):
+        load_policies(policies, "restricted")
+    elapsed = time.monotonic() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert elapsed < 1.0 and peak < 5 * 1024 * 1024
+
+
+def test_yaml_bomb_through_the_cli_in_its_own_process(tmp_path: Path) -> None:
+    """The whole command in a fresh process: refused, exit 2, no traceback, the process' peak
+    memory that of its imports (the bomb's expansion would be gigabytes)."""
+    import resource
+    import subprocess
+    import sys
+
+    spec = write(tmp_path, billion_laughs())
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "release", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SLIDEGATE_WORK_DIR": str(tmp_path / "work")},
+    )
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "anchors" in proc.stderr
+    assert max(peak_kb, before) < 1024 * 1024  # under 1 GiB (imports: ~300 MB)
+    assert not (tmp_path / "work").exists()
 
 
 def test_verbose_shows_the_traceback(
