@@ -25,11 +25,12 @@ def test_deidentify_passes_the_threads_to_the_writer(
 ) -> None:
     seen: list[int] = []
 
-    def fake_write(src: Any, plan: Any, out: Path, opts: Any) -> int:
-        seen.append(opts.threads)
+    def fake_bounded(bound: Any, name: str, fn: Any, src: Any, plan: Any, out: Path, opts: Any,
+                     *rest: Any) -> Any:  # fmt: skip
+        seen.append(opts.threads)  # what the slide's child process would convert with
         raise stage.PolicyError("stop here", reason="test: stop")
 
-    monkeypatch.setattr(stage, "write_ome_zarr", fake_write)
+    monkeypatch.setattr(stage, "run_bounded", fake_bounded)
     monkeypatch.setattr(stage, "usable_cores", lambda: 6)
     monkeypatch.setattr(stage, "plan_deid", lambda *a: None)
     monkeypatch.setattr(stage, "_save_plan", lambda *a: None)
@@ -39,6 +40,7 @@ def test_deidentify_passes_the_threads_to_the_writer(
     class Ctx:
         settings = Settings(n_workers=3, threads_per_worker=1, work_dir=tmp_path)
         work = tmp_path
+        dicom_uid_key = b""
         policies = type("P", (), {"profile": type("Pr", (), {"conversion": type("C", (), {
             "mode": "passthrough", "quality": 90, "pyramid": "native",
             "original_copy": False})()})(), "deid_for": lambda self, f: None})()  # fmt: skip

@@ -95,4 +95,4 @@ def test_external_scheduler_equals_local_cluster(
     with Client(external) as client:
         executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
     assert len(executed) == 2 and all(n > 0 for n in executed.values()), executed
-    assert sum(executed.values()) >= 5 + 4  # one task per slide (5), one publish per approved (4)
+    assert sum(executed.values()) >= 5 + 1  # one task per slide (5), at least one publish batch
