@@ -34,6 +34,7 @@ def _keys(s3: S3Service, bucket: str, prefix: str) -> set[str]:
     return {o["Key"] for page in pages for o in page.get("Contents", [])}
 
 
+@pytest.mark.slow  # ~2 min (a release, an S3 outage, a resume): make test-all
 def test_outage_mid_publish_then_resume(
     fault_cohort: Any,
     baseline: dict[str, Any],

@@ -199,6 +199,7 @@ def _staged(work: Path, release: str) -> dict[str, int]:
     return {p.name: (p / "zarr.json").stat().st_mtime_ns for p in staging.glob("*.ome.zarr")}
 
 
+@pytest.mark.slow  # ~100 s per database (three releases, one killed): make test-all
 def test_sigkill_during_conversion_then_rerun(
     cohort: Any, prefect_server: Any, registry_url: str, tmp_path: Path
 ) -> None:
