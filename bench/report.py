@@ -277,3 +277,16 @@ def kept_sections(text: str) -> str:
     markers, e.g. the slide stage's): a T0-T4 run rewrites the rest, these stay."""
     found = [m.group(0).rstrip("\n") + "\n" for m in _SECTION.finditer(text)]
     return "".join("\n" + f for f in found)
+
+
+def write_section(section: str, start: str, end: str) -> None:
+    """Put `section` (from its `start` marker to its `end` marker) into BENCHMARKS.md: in place
+    of the section with the same markers, or appended."""
+    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+    text = path.read_text("utf-8") if path.exists() else ""
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end) + "\n?", re.S)
+    if start in text:
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip() + "\n\n" + section
+    path.write_text(text, "utf-8")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench import report
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
@@ -168,14 +169,7 @@ def markdown(rec: dict[str, Any]) -> str:
 
 
 def write_section(rec: dict[str, Any]) -> None:
-    path = REPO / "BENCHMARKS.md"
-    text = path.read_text("utf-8") if path.exists() else ""
-    section = markdown(rec)
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END) + "\n?", re.S)
-    text = (
-        pattern.sub(lambda _: section, text) if START in text else text.rstrip() + "\n\n" + section
-    )
-    path.write_text(text, "utf-8")
+    report.write_section(markdown(rec), START, END)
 
 
 def main(argv: list[str]) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -29,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench import report
 from bench.inputs import REAL_SVS, TISSUE_SIZES, write_slide
 
 ROOT = Path(__file__).resolve().parent
@@ -277,14 +277,7 @@ def targets(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def write_section(results: dict[str, Any]) -> None:
-    path = REPO / "BENCHMARKS.md"
-    text = path.read_text("utf-8") if path.exists() else ""
-    section = markdown(results)
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END) + "\n?", re.S)
-    text = (
-        pattern.sub(lambda _: section, text) if START in text else text.rstrip() + "\n\n" + section
-    )
-    path.write_text(text, "utf-8")
+    report.write_section(markdown(results), START, END)
 
 
 def main(argv: list[str]) -> int:
