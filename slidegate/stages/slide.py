@@ -68,7 +68,7 @@ def inventory(ctx: ReleaseContext, slide: CohortSlide) -> SlideReport:
         with slide_source(slide.path, ctx.settings, ctx.work) as src:  # bounded: slidegate.bounded
             facts = run_bounded(Bound.of(ctx.settings), pseudonym, read_facts, src, slide.slide_id)
     except SLIDE_ERRORS as exc:
-        log.warning("slide %s quarantined at inventory: %s", pseudonym, exc)
+        log.warning("slide %s quarantined at inventory: %s", pseudonym, exc.reason)
         return quarantine(report, "inventory", exc.reason)
     if isinstance(slide.path, S3Ref):  # facts name the object, not a scratch copy
         facts = facts.model_copy(update={"source_path": str(slide.path)})
@@ -115,7 +115,7 @@ def deidentify(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         _discard(out, copy)  # e.g. disk full: no partial output stays
         raise
     except SLIDE_ERRORS as exc:
-        log.warning("slide %s quarantined at de-identification: %s", report.pseudonym, exc)
+        log.warning("slide %s quarantined at de-identification: %s", report.pseudonym, exc.reason)
         _discard(out, copy)
         return quarantine(report, "deidentify", exc.reason)
     except Exception as exc:  # a decoder failing mid-slide: the file is damaged
