@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from slidegate.audit import audit_output, phi_needles, scan_tree
+from slidegate.audit import AuditResult, audit_output, phi_needles, scan_tree
 from slidegate.audit.copy_check import check_copy, copy_needles
 from slidegate.bounded import Bound, run_bounded
 from slidegate.convert.ome_zarr import ConvertOptions, write_ome_zarr
@@ -26,7 +26,8 @@ from slidegate.errors import (
 from slidegate.formats import read_facts
 from slidegate.formats.original_copy import copy_suffix, write_original_copy
 from slidegate.formats.tiff_copy import CopyNotPossible
-from slidegate.models import DeidPlan, SlideFacts, SlideReport
+from slidegate.models import DeidPlan, Finding, SlideFacts, SlideReport
+from slidegate.profile import Conversion
 from slidegate.risk.signature import sign_output
 from slidegate.settings import slide_threads
 from slidegate.sources import S3Ref, SourceRef, slide_source
@@ -155,6 +156,26 @@ def convert_slide(
         return written, exc.reason
 
 
+def audit_slide(
+    out: Path,
+    facts: SlideFacts,
+    plan: DeidPlan,
+    canaries: tuple[tuple[str, str], ...],
+    conversion: Conversion,
+    src: SourceRef,
+    copy: Path | None,
+) -> tuple[AuditResult, list[Finding], list[str]]:
+    """The bounded part of the audit (run in the slide's child process): the byte scan and
+    the re-open of the OME-Zarr, then of the original-format copy; source reads included."""
+    result = audit_output(out, facts, plan, canaries, conversion=conversion, source=src)
+    findings, problems = list(result.findings), list(result.problems)
+    if copy is not None:  # the original-format copy: same needles, own re-open
+        needles = phi_needles(facts, plan, canaries).needles
+        findings += scan_tree(copy, copy_needles(needles, plan.format))
+        problems += [f"original-format copy: {p}" for p in check_copy(copy, plan, src)]
+    return result, findings, problems
+
+
 def _discard(out: Path, copy: Path | None) -> None:
     shutil.rmtree(out, ignore_errors=True)
     if copy is not None and copy.is_dir():
@@ -171,22 +192,17 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
     plan = report.plan or DeidPlan.model_validate_json(
         ctx.plan_path(report.pseudonym).read_text("utf-8")
     )
-    with slide_source(facts.source_path, ctx.settings, ctx.work) as src:
-        result = audit_output(
-            Path(report.output_path),
-            facts,
-            plan,
-            ctx.canaries(),
-            conversion=ctx.policies.profile.conversion,
-            source=src,
-        )
-        findings, problems = list(result.findings), list(result.problems)
-        if report.copy_path is not None:  # the original-format copy: same needles, own re-open
-            copy = Path(report.copy_path)
-            needles = phi_needles(facts, plan, ctx.canaries()).needles
-            findings += scan_tree(copy, copy_needles(needles, plan.format))
-            checked = check_copy(copy, plan, src)
-            problems += [f"original-format copy: {p}" for p in checked]
+    conversion = ctx.policies.profile.conversion
+    copy_path = Path(report.copy_path) if report.copy_path is not None else None
+    try:  # the audit re-reads the source: under the same bound as its conversion
+        with slide_source(facts.source_path, ctx.settings, ctx.work) as src:
+            args = (Path(report.output_path), facts, plan, ctx.canaries(), conversion, src)
+            result, findings, problems = run_bounded(
+                Bound.of(ctx.settings), report.pseudonym, audit_slide, *args, copy_path
+            )
+    except SLIDE_ERRORS as exc:
+        log.warning("slide %s quarantined at audit: %s", report.pseudonym, exc.reason)
+        return quarantine(report, "audit", exc.reason)
     ids = FieldIds(plan, ctx.canaries())  # rule ids and locations: no source field name
     record = {
         "pseudonym": report.pseudonym,

@@ -7,16 +7,19 @@ import zlib
 from pathlib import Path
 
 
-def deflate_bomb(path: Path, side: int = 16384) -> Path:
+def deflate_bomb(path: Path, side: int = 16384, image: tuple[int, int] | None = None) -> Path:
     """A tiled RGB TIFF of one `side` x `side` tile of zeros, deflate-compressed: under 1 MB on
     disk, 805 MB (side 16384) once decoded. Every structural check passes (one tile for one
-    tile's worth of pixels, the data inside the file, a ratio a blank slide could have)."""
+    tile's worth of pixels, the data inside the file, a ratio a blank slide could have).
+    `image` (width, height) makes the image that small inside its one huge tile: the shape of
+    a real slide's level, which a reader still decodes by the tile."""
+    width, height = image if image is not None else (side, side)
     comp = zlib.compressobj(9)
     row = bytes(side * 3 * 64)
     body = b"".join(comp.compress(row) for _ in range(side // 64)) + comp.flush()
     entries = [  # tag, type, count, value (SHORT=3, LONG=4)
-        (256, 4, 1, side),
-        (257, 4, 1, side),
+        (256, 4, 1, width),
+        (257, 4, 1, height),
         (258, 3, 3, 0),  # BitsPerSample 8,8,8: offset patched below
         (259, 3, 1, 8),  # deflate
         (262, 3, 1, 2),  # RGB

@@ -61,3 +61,42 @@ def test_isolation_off_runs_in_process(real_slides: Path, tmp_path: Path) -> Non
     assert run_bounded(off, "s", read_facts, path, "s") == run_bounded(
         on, "s", read_facts, path, "s"
     )
+
+
+def test_audit_reads_of_the_source_are_bounded(real_slides: Path, tmp_path: Path) -> None:
+    """The audit re-reads the source for its pixel check: under the same bound as conversion.
+    A source that turns into a decompression bomb between conversion and audit (an object
+    replaced on the store, a decoder path only the re-open takes) quarantines the slide at
+    audit, its decode stopped by the bound; the good slide's audit passes in the same child."""
+    source = tmp_path / "slides"
+    source.mkdir()
+    for name in ("a.tiff", "b.tiff"):
+        (source / name).write_bytes((real_slides / "generic-tiff/boxes.tiff").read_bytes())
+    rows = [
+        "a.tiff,P1,B1,S1,51,F,C50.9,breast,2020-01-01",
+        "b.tiff,P2,B2,S2,52,M,C50.9,breast,2020-01-02",
+    ]
+    (tmp_path / "cohort.csv").write_text(COHORT_HEADER + "".join(f"{r}\n" for r in rows))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"release: bound-2\nsource: {source}\ncohort: cohort.csv\nprofile: restricted\n"
+        "target: out\n"
+    )
+    settings = Settings(
+        work_dir=tmp_path / "work",
+        registry_url=f"sqlite:///{tmp_path / 'registry.sqlite'}",
+        slide_memory_mb=MEMORY_MB,
+        slide_timeout_s=120,
+    )
+    ctx = prepare_release(spec, settings)
+    staged = {s.slide_id: stages.deidentify(ctx, stages.inventory(ctx, s)) for s in ctx.slides}
+    assert all(r.status == "ok" for r in staged.values())
+    # what the audit's re-open will read: level 0's shape, one 805 MB tile
+    deflate_bomb(source / "b.tiff", image=(300, 250))
+    good, bomb = stages.audit(ctx, staged["a.tiff"]), stages.audit(ctx, staged["b.tiff"])
+    assert good.status == "ok", good.reason
+    assert bomb.status == "quarantined" and bomb.stage == "audit"
+    # the decode ran out of the child's address space (in the worker it would have succeeded)
+    assert bomb.reason is not None and "level 0: pixels could not be compared (MemoryError)" in (
+        bomb.reason
+    )
