@@ -133,6 +133,31 @@ class SlideSignature(Frozen):
     tile_sha256: str
 
 
+class BurnInFinding(Frozen):
+    """Text or a barcode seen in the published pixels (slidegate.burnin). Where it is and what
+    it looks like, never what it says: `box` is (x0, y0, x1, y1) in the checked level's pixels,
+    `shape` a category ("id-run", "date", "needle", "barcode:QR_CODE", ...)."""
+
+    kind: Literal["text", "barcode"]
+    box: tuple[int, int, int, int]
+    shape: str
+    score: float
+    needle: bool = False  # the text is (part of) one of the slide's own PHI values: certain
+    chars: int = 0
+
+
+class BurnInReport(Frozen):
+    """The burn-in check of one slide: the level looked at, its findings, the policy's verdict."""
+
+    level: int  # index of the checked level in the output's pyramid (0 = full resolution)
+    shape: tuple[int, int]  # (height, width) of that level
+    findings: tuple[BurnInFinding, ...] = ()
+    flagged: int = 0  # findings at or above the flag score
+    ignored: int = 0  # OCR lines too short or too unsure to count
+    seconds: float = 0.0
+    action: Literal["quarantine", "review", "report"] = "report"
+
+
 class SlideReport(Frozen):
     """Outcome of one slide through one stage. PHI-free: safe for Prefect and reports."""
 
@@ -156,3 +181,5 @@ class SlideReport(Frozen):
     size: int = 0
     detail: dict[str, int] = {}  # counts, e.g. {"fields_dropped": 12, "images_dropped": 3}
     signature: SlideSignature | None = None  # set by the audit stage once the output passed
+    #: text and barcodes seen in the published pixels (slidegate.burnin); None: not checked
+    burn_in: BurnInReport | None = None
