@@ -380,16 +380,18 @@ def cmd_answer(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from slidegate.bounded import Bound
     from slidegate.inspect import inspect_slide, render
     from slidegate.profile import load_policies
 
     settings = Settings.from_env(os.environ)
     policies = load_policies(args.policies_dir or settings.policies_dir, args.profile)
-    print(render(inspect_slide(args.slide, policies)))
+    print(render(inspect_slide(args.slide, policies, Bound.of(settings))))
     return 0
 
 
 def cmd_risk(args: argparse.Namespace) -> int:
+    from slidegate.bounded import Bound
     from slidegate.risk.standalone import run_standalone, write_outputs
 
     settings = Settings.from_env(os.environ)
@@ -399,6 +401,7 @@ def cmd_risk(args: argparse.Namespace) -> int:
         profile=args.profile,
         slides_dir=args.slides,
         population_csv=args.population,
+        bound=Bound.of(settings),
     )
     print(result.markdown())
     if args.out:

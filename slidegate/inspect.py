@@ -14,11 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from slidegate.bounded import Bound, run_bounded
 from slidegate.deid.plan import plan_deid
 from slidegate.deid.policy import DeidPolicy
 from slidegate.formats import read_facts
 from slidegate.models import AssociatedImage, LevelFacts, SlideFacts
 from slidegate.profile import Policies
+from slidegate.settings import Settings
 
 MASK = "••••"
 MAX_SHOWN = 80  # kept values longer than this are cut in the listing
@@ -90,9 +92,13 @@ def inspect_facts(facts: SlideFacts, policies: Policies) -> Inspection:
     )
 
 
-def inspect_slide(path: Path, policies: Policies) -> Inspection:
-    """Inventory `path` (file or folder, read-only) and apply the profile's policy."""
-    return inspect_facts(read_facts(Path(path), Path(path).name), policies)
+def inspect_slide(path: Path, policies: Policies, bound: Bound | None = None) -> Inspection:
+    """Inventory `path` (file or folder, read-only) and apply the profile's policy. The file is
+    read in a child process under `bound` (default: the default per-slide bound), as in a
+    release: a damaged or hostile file cannot hang or exhaust the steward's machine."""
+    path = Path(path)
+    bound = Bound.of(Settings()) if bound is None else bound
+    return inspect_facts(run_bounded(bound, path.name, read_facts, path, path.name), policies)
 
 
 def _short(text: str, limit: int = MAX_COLUMN) -> str:

@@ -12,12 +12,16 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
+from slidegate.bounded import Bound, run_bounded
 from slidegate.cohort import build_release_table, read_cohort
 from slidegate.deid.plan import plan_deid, summarize
 from slidegate.errors import SlidegateError
 from slidegate.formats import read_facts
+from slidegate.models import SlideFacts
 from slidegate.profile import load_policies
 from slidegate.pseudonym import Pseudonymizer
 from slidegate.risk.extractors import features_for
@@ -27,8 +31,14 @@ from slidegate.risk.qiset import column_roles
 from slidegate.risk.report import risk_markdown, risk_plot_png
 from slidegate.risk.result import CohortRisk
 from slidegate.risk.taxonomy import SlideTaxonomy, slide_taxonomy
+from slidegate.settings import Settings
 
 log = logging.getLogger("slidegate.risk")
+
+
+def _slide_inputs(path: Path, name: str) -> tuple[SlideFacts, NDArray[np.uint8]]:
+    """The bounded part (in the child process): the slide's facts and its lowest level."""
+    return read_facts(path, name), source_lowest_level(path)
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,7 @@ def run_standalone(
     profile: str,
     slides_dir: Path | None = None,
     population_csv: Path | None = None,
+    bound: Bound | None = None,
 ) -> StandaloneRisk:
     policies = load_policies(policies_dir, profile)
     source = read_cohort(cohort_csv)
@@ -61,20 +72,23 @@ def run_standalone(
     skipped = []
     slide_src = next((c for c, r in policies.metadata.columns.items() if r.kind == "s"), "slide")
     if slides_dir is not None:
+        bound = Bound.of(Settings()) if bound is None else bound
         for rel, pseudonym in zip(source[slide_src], table["slide"], strict=True):
             path = slides_dir / str(rel)
-            try:
-                facts = read_facts(path, str(rel))
+            try:  # read in the bounded child, as in a release
+                facts, img = run_bounded(bound, pseudonym, _slide_inputs, path, str(rel))
                 plan = plan_deid(facts, policies.deid_for(facts.format), pseudonym)
                 detail = {
                     **summarize(plan),
                     "associated_images": len(facts.associated),
                 }
                 taxonomy.append(slide_taxonomy(pseudonym, detail))
-                img = source_lowest_level(path)
                 features[pseudonym] = features_for(img, policies.risk.image_linkage)
-            except (SlidegateError, OSError) as exc:
-                log.warning("slide %s skipped: %s", rel, type(exc).__name__)
+            except SlidegateError as exc:  # by pseudonym: the cohort path names a source file
+                log.warning("slide %s skipped: %s", pseudonym, exc.reason)
+                skipped.append(pseudonym)
+            except OSError as exc:
+                log.warning("slide %s skipped: unreadable (%s)", pseudonym, type(exc).__name__)
                 skipped.append(pseudonym)
     population = None
     if population_csv is None and policies.risk.population is not None:

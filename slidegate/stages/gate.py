@@ -29,6 +29,7 @@ from typing import Any
 
 from slidegate.audit.copy_check import copy_needles
 from slidegate.audit.scan import iter_files
+from slidegate.bounded import Bound, run_bounded
 from slidegate.cohort import read_cohort
 from slidegate.egress.gate import Gate, masked
 from slidegate.egress.matcher import Matcher, cached, is_document
@@ -247,8 +248,8 @@ def _facts(ctx: ReleaseContext, slide: CohortSlide, pseudonym: str) -> SlideFact
     if path.is_file():
         return SlideFacts.load(path)
     try:
-        with slide_source(slide.path, ctx.settings, ctx.work) as src:
-            return read_facts(src, slide.slide_id)
+        with slide_source(slide.path, ctx.settings, ctx.work) as src:  # bounded, as inventory
+            return run_bounded(Bound.of(ctx.settings), pseudonym, read_facts, src, slide.slide_id)
     except Exception:
         log.error("egress gate: the inventory of slide %s cannot be read again", pseudonym)
         raise EgressBlocked(f"the inventory of slide {pseudonym}", {NEEDLES_UNAVAILABLE}) from None
