@@ -16,13 +16,23 @@ import pandas as pd
 
 from slidegate.cohort import build_release_table, read_cohort
 from slidegate.collection import published_risk_rows
+from slidegate.errors import PolicyViolation
 from slidegate.ledger import Ledger
 from slidegate.models import Frozen, SlideReport
-from slidegate.risk.pipeline import score_release
+from slidegate.risk.pipeline import RiskStage, score_release
 from slidegate.settings import Settings
+from slidegate.stages.cohort_guard import (
+    Exclusions,
+    Rows,
+    check_signatures,
+    guarded,
+    isolate,
+    per_slide,
+    stage_error,
+)
 from slidegate.stages.context import ReleaseContext
 from slidegate.staging import open_staged
-from slidegate.validate.run import validate_tables
+from slidegate.validate.run import ValidationOutcome, validate_tables
 
 log = logging.getLogger("slidegate.stages")
 
@@ -57,46 +67,87 @@ def decide_cohort(ctx: ReleaseContext, reports: Sequence[SlideReport]) -> Cohort
     audited = {p for p, r in by_pseudonym.items() if r.status == "ok"}
     candidates = table[table[slide_col].isin(audited)].reset_index(drop=True)
 
+    # each slide's own inputs first: one slide's bad input withholds that slide alone
+    excluded = Exclusions()
+    check_signatures({s: by_pseudonym[s] for s in candidates[slide_col]}, excluded)
+    meta_rows = per_slide(
+        [s for s in candidates[slide_col] if s not in excluded],
+        partial(_metadata_rows, reports=by_pseudonym, settings=ctx.settings),
+        "validation",
+        "output metadata unreadable",
+        excluded,
+    )
     # a collection export is scored on the whole collection so far (slidegate/collection.py)
     published = published_risk_rows(ctx.work, ctx.policies.metadata, ctx.pseudonymizer())
-    scored = candidates if published is None else pd.concat([candidates, published])
     patient_src = next(
         (c for c, r in ctx.policies.metadata.columns.items() if r.kind == "p"), "patient"
     )
     patient_ids = source.get(patient_src, table[slide_col]).astype(str)
     staged = partial(open_staged, settings=ctx.settings)  # staging on S3
-    risk = score_release(
-        scored.reset_index(drop=True),
-        by_pseudonym,
-        ctx.policies,
-        list(candidates[slide_col]),
-        ledger=Ledger.open(ctx.settings),  # the registry's ledger
-        release=ctx.release,
-        key_id=ctx.key_id,
-        patient_ids=dict(zip(table[slide_col], patient_ids, strict=True)),
-        source_columns=list(source.columns),
-        open_output=staged if ctx.settings.staging_url else None,
-    )
+    ledger = Ledger.open(ctx.settings)  # the registry's ledger
+
+    def score(slides: list[str]) -> RiskStage:
+        mine = candidates[candidates[slide_col].isin(set(slides))]
+        scored = mine if published is None else pd.concat([mine, published])
+        return score_release(
+            scored.reset_index(drop=True),
+            by_pseudonym,
+            ctx.policies,
+            slides,
+            ledger=ledger,
+            release=ctx.release,
+            key_id=ctx.key_id,
+            patient_ids=dict(zip(table[slide_col], patient_ids, strict=True)),
+            source_columns=list(source.columns),
+            open_output=staged if ctx.settings.staging_url else None,
+        )
+
+    def validate(slides: list[str], risk: RiskStage, docs: Path | None) -> ValidationOutcome:
+        out = risk.released_table(slide_col)
+        rows = [row for s in slides for row in meta_rows.get(s, [])]
+        return validate_tables(
+            out[out[slide_col].isin(set(slides))].reset_index(drop=True),
+            pd.DataFrame(rows, columns=["slide", "key", "value"]),
+            ctx.policies.metadata,
+            source_columns=[str(c) for c in source.columns],
+            docs_dir=docs,
+            run_name=ctx.release,  # with a fixed run time: identical releases, identical docs
+        )
+
+    slides = excluded.keep(candidates[slide_col])
+    for _ in range(3):  # a slide withheld by validation: the risk is scored again without it
+        risk, slides = guarded(slides, score, "risk", excluded)
+        approved = [s for s in slides if risk.decision(s)[0] == "approved"]
+
+        def alone(one: list[str], risk: RiskStage = risk) -> object:
+            return validate(one, risk, None)  # a lone slide's run writes no Data Docs
+
+        try:
+            validation = validate(approved, risk, ctx.reports_dir / "data-docs")
+            break
+        except Exception as exc:
+            if not stage_error(exc) or not isolate(approved, alone, "validation", excluded):
+                raise
+        slides = excluded.keep(slides)
+    else:
+        raise PolicyViolation(
+            f"release {ctx.release}: validation kept failing after withholding slides",
+            reason="validation: failed for the cohort",
+        )
+
     final: list[SlideReport] = []
-    approved: set[str] = set()
     for pseudo in candidates[slide_col]:
-        status, reason = risk.decision(pseudo)
-        final.append(_set(by_pseudonym[pseudo], status, reason))
-        if status == "approved":
-            approved.add(pseudo)
+        if pseudo in excluded:
+            stage, reason = excluded.reasons[pseudo]
+            final.append(_set(by_pseudonym[pseudo], "withheld", reason, stage))
+            continue
+        status, why = risk.decision(pseudo)
+        final.append(_set(by_pseudonym[pseudo], status, why))
     final.extend(r for r in reports if r.status != "ok")
     final.sort(key=lambda r: r.pseudonym)
+    approved_set = {r.pseudonym for r in final if r.status == "approved"}
     out_table = risk.released_table(slide_col)
-
-    metadata = metadata_table([r for r in final if r.status == "approved"], ctx.settings)
-    validation = validate_tables(
-        out_table,
-        metadata,
-        ctx.policies.metadata,
-        source_columns=[str(c) for c in source.columns],
-        docs_dir=ctx.reports_dir / "data-docs",
-        run_name=ctx.release,  # with a fixed run time: identical releases, identical docs
-    )
+    out_table = out_table[out_table[slide_col].isin(approved_set)].reset_index(drop=True)
 
     reports_dir = ctx.reports_dir
     reports_dir.mkdir(parents=True, exist_ok=True)
@@ -109,7 +160,7 @@ def decide_cohort(ctx: ReleaseContext, reports: Sequence[SlideReport]) -> Cohort
     _write_json(reports_dir / "audit.json", _audit_summary(final))
     log.info(
         "cohort decided: %d approved, %d withheld, %d quarantined; validation %s",
-        len(approved),
+        len(approved_set),
         sum(r.status == "withheld" for r in final),
         sum(r.status == "quarantined" for r in final),
         "passed" if validation.passed else "FAILED",
@@ -129,19 +180,28 @@ def decide_cohort(ctx: ReleaseContext, reports: Sequence[SlideReport]) -> Cohort
 def metadata_table(slides: Sequence[SlideReport], settings: Settings) -> pd.DataFrame:
     """Every metadata key/value the staged outputs carry (local or on S3 staging), as (slide,
     key, value) rows."""
-    rows: list[tuple[str, str, str]] = []
-    for rep in slides:
-        if rep.output_path is None:
-            continue
-        attrs = open_staged(rep.output_path, settings).attrs.asdict()
-        section = attrs.get("slidegate")
-        meta = section.get("metadata", {}) if isinstance(section, dict) else {}
-        rows.extend((rep.pseudonym, str(k), str(v)) for k, v in meta.items())
+    rows = [row for rep in slides for row in output_metadata(rep, settings)]
     return pd.DataFrame(rows, columns=["slide", "key", "value"])
 
 
-def _set(rep: SlideReport, status: str, reason: str | None) -> SlideReport:
-    return rep.model_copy(update={"status": status, "reason": reason, "stage": "decide"})
+def output_metadata(rep: SlideReport, settings: Settings) -> Rows:
+    """The (slide, key, value) metadata rows of one staged output."""
+    if rep.output_path is None:
+        return []
+    attrs = open_staged(rep.output_path, settings).attrs.asdict()
+    section = attrs.get("slidegate")
+    meta = section.get("metadata", {}) if isinstance(section, dict) else {}
+    if not isinstance(meta, dict):
+        raise TypeError("metadata section is not a mapping")
+    return [(rep.pseudonym, str(k), str(v)) for k, v in meta.items()]
+
+
+def _metadata_rows(slide: str, reports: dict[str, SlideReport], settings: Settings) -> Rows:
+    return output_metadata(reports[slide], settings)
+
+
+def _set(rep: SlideReport, status: str, reason: str | None, stage: str = "decide") -> SlideReport:
+    return rep.model_copy(update={"status": status, "reason": reason, "stage": stage})
 
 
 def _public(rep: SlideReport) -> dict[str, object]:
