@@ -14,7 +14,6 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 from prefect.futures import as_completed
-from prefect_dask import DaskTaskRunner
 
 from flows.approval import approval_gate
 from flows.artifacts import (
@@ -24,6 +23,7 @@ from flows.artifacts import (
     tag_current_run,
 )
 from flows.batches import batch_slides, publish_batches
+from flows.clusters import with_spec_cluster
 from flows.credentials import resolve_credentials
 from flows.progress import ReleaseProgress, artifact_key
 from flows.registry import (
@@ -39,6 +39,8 @@ from flows.resilience import (
     publish_options,
     slide_options,
 )
+from flows.runner import RunSettingsRunner, use_run_settings
+from flows.runner import dask_runner as dask_runner  # where callers import it from
 from slidegate.errors import PolicyViolation, TransientIOError
 from slidegate.ledger import record_release
 from slidegate.models import SlideReport
@@ -52,27 +54,6 @@ from tasks.cohort import decide_task
 from tasks.publish import check_target_task, finalize_task, publish_batch_task
 from tasks.shipping import Shared
 from tasks.slide import process_slide_task
-
-
-def dask_runner(settings: Settings) -> Any:
-    # typed Any: prefect_dask's DaskTaskRunner is not declared as TaskRunner[PrefectFuture]
-    """An existing scheduler when one is given, else a LocalCluster bound to loopback."""
-    if settings.dask_address:
-        return DaskTaskRunner(address=settings.dask_address)
-    if settings.cluster:  # a named spec in deploy/dask/ (local, kubernetes, slurm, pbs...)
-        from flows.clusters import load_cluster_spec, runner_kwargs
-
-        return DaskTaskRunner(**runner_kwargs(load_cluster_spec(settings.cluster)))
-    return DaskTaskRunner(
-        cluster_kwargs={
-            "n_workers": settings.n_workers,
-            "threads_per_worker": settings.threads_per_worker,
-            "processes": True,
-            "host": "127.0.0.1",
-            "dashboard_address": "127.0.0.1:0",
-            "preload": ["tasks.preload"],  # the slide stage imported while the flow prepares
-        }
-    )
 
 
 def _run_name() -> str:
@@ -92,7 +73,7 @@ def _run_name() -> str:
     name="release-cohort",
     flow_run_name=_run_name,
     persist_result=False,
-    task_runner=dask_runner(Settings()),
+    task_runner=RunSettingsRunner(),  # the run's settings, not the importing process's
 )
 def release_cohort(
     spec: str, dry_run: bool = False, settings: Settings | None = None, new_registry: bool = False
@@ -102,7 +83,9 @@ def release_cohort(
     `new_registry`: the target holds releases this registry does not know; record them and go
     on (otherwise the release stops before any work)."""
     logger = get_run_logger()
-    settings = settings or Settings.from_env(os.environ)  # flows are an edge of the system
+    if settings is None:  # a deployment run: the environment and the spec's `cluster:`
+        settings = with_spec_cluster(Settings.from_env(os.environ), Path(spec))
+    use_run_settings(settings)  # the default task runner becomes this run's Dask runner
     settings = resolve_credentials(settings)  # a Prefect block's S3 keys, masked (SecretStr)
     settings = resolve_registry_key(settings)  # the registry key from a Prefect Secret block
     ctx = prepare_release(Path(spec), settings)
