@@ -16,6 +16,7 @@ from slidegate.errors import SpecError, TransientIOError
 from slidegate.formats.original_copy import copy_suffix
 from slidegate.ledger import record_release
 from slidegate.models import SlideReport
+from slidegate.publish.readme import README, write_release_readme
 from slidegate.publish.release import (
     ObjectRecord,
     publish_files,
@@ -123,6 +124,7 @@ def finalize(
     EgressBlocked before any of these is written."""
     gate = release_gate(ctx, _store(ctx), outcome.slides, Path(outcome.cohort_csv))
     files = {"cohort.csv": Path(outcome.cohort_csv)}
+    files[README] = write_release_readme(ctx, outcome, copy_key)  # issue 14: release README
     reports = Path(outcome.reports_dir)
     for path in sorted(reports.rglob("*")):  # incl. data-docs/ (GX Data Docs HTML)
         if path.is_file():

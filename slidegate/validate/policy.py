@@ -86,6 +86,8 @@ class ColumnRule(StrictModel):
     #: generalize/age only: ages >= top_code become "<top_code>+" (HIPAA: 90 and over)
     top_code: int | None = Field(default=None, ge=1, le=150)
     rename: str | None = None
+    #: what the released column holds, for the release README's codebook (steward's words)
+    meaning: str | None = Field(default=None, max_length=200)
     expect: list[Expectation] = Field(default_factory=list)
     #: keep/generalize only: not a quasi-identifier, with the written reason
     non_identifying: NonIdentifying | None = None

@@ -170,7 +170,9 @@ def test_planted_canaries_never_leave(prefect_server: object, tmp_path: Path) ->
     # (2) the release's gate refuses every release-level file holding any planted value
     gate = release_gate_of(spec, settings, out)
     level = [p for p in sorted(out.rglob("*")) if p.is_file() and "slides" not in p.parts]
-    assert {"cohort.csv", "manifest.json", "SHA256SUMS"} <= {p.name for p in level}
+    assert {"cohort.csv", "README.md", "manifest.json", "SHA256SUMS"} <= {p.name for p in level}
+    readme = (out / "README.md").read_text(encoding="utf-8")  # the release README (issue 14)
+    assert all(v.lower() not in readme.lower() for v in PLANTED.values())
     assert any(p.suffix == ".html" for p in level)  # Data Docs
     scratch = tmp_path / "planted"
     scratch.mkdir()
