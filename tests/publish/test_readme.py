@@ -58,7 +58,7 @@ def test_slide_entry_from_the_ome_zarr_itself(tmp_path: Path) -> None:
         counts={"approved": 1, "withheld": 0, "quarantined": 0}, columns=[], slides=[entry],
     )  # fmt: skip
     row = next(line for line in text.splitlines() if line.startswith("| `s-0123"))
-    assert "CZI (Zeiss)" in row and "| 2 |" in row and "0.5 micrometer" in row
+    assert "CZI (czi)" in row and "| 2 |" in row and "0.5 micrometer" in row
     assert "2 (DAPI, FITC)" in row
 
 
