@@ -6,165 +6,62 @@ Heavy imports (prefect, dask, great_expectations) happen inside the commands, so
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
+from typing import Any, TextIO
 
+from flows import exitcodes
+from flows.cliargs import build_parser
+from flows.runsummary import human_lines, summary
 from flows.server import PrefectServer
 from slidegate.errors import SlidegateError
 from slidegate.settings import Settings
 
-EPILOG = """examples:
-  slidegate demo                          synthesise a small cohort and release it locally
-  slidegate synth cohort/ --slides 8 --patients 3 --seed 1
-  slidegate release cohort/release.yaml --dry-run
-  slidegate release spec.yaml --dask-address tcp://10.0.0.5:8786
-
-environment: SLIDEGATE_WORK_DIR (private work area, default ./.slidegate),
-  SLIDEGATE_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or an AWS profile,
-  or SLIDEGATE_S3_CREDENTIALS_BLOCK: a Prefect block, resolved by the release flow),
-  PREFECT_API_URL (use an existing Prefect server instead of the local one),
-  SLIDEGATE_REGISTRY_URL (steward registry: ledger, keys, release records; default SQLite in
-  the per-user data folder), SLIDEGATE_REGISTRY_KEY (64 hex digits: seals keys at rest)."""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="slidegate",
-        description="Privacy-gated release of whole-slide image cohorts to OME-Zarr.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="show the traceback of an error too"
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def run_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--work-dir", type=Path, help="private work area (keys, staging, reports)")
-        p.add_argument("--dask-address", help="use an existing Dask scheduler (tcp://host:port)")
-        p.add_argument(
-            "--cluster", help="Dask cluster spec by name: deploy/dask/<NAME>.yaml (or a path)"
-        )
-        p.add_argument("--workers", type=int, help="LocalCluster worker processes (default 2)")
-        p.add_argument(
-            "--s3-endpoint-url", help="S3-compatible endpoint for s3:// sources and targets"
-        )
-        p.add_argument("--staging-url", help="private s3://bucket/prefix for audited slide outputs")
-        p.add_argument(
-            "--s3-credentials-block",
-            help="S3 keys from a Prefect block: Secret NAME (JSON) or aws-credentials/NAME",
-        )
-        p.add_argument(
-            "--registry-url",
-            help="steward registry: sqlite:///PATH or postgresql://USER@HOST/DB "
-            "(default: SQLite in the per-user data folder)",
-        )
-        p.add_argument(
-            "--new-registry",
-            action="store_true",
-            help="the target holds releases this registry does not know: record them, go on",
-        )
-        p.add_argument(
-            "--prefect-port",
-            type=int,
-            default=4200,
-            help="port of the local Prefect server (default 4200)",
-        )
-        p.add_argument(
-            "--stop-server",
-            action="store_true",
-            help="stop the local Prefect server at the end if this run started it",
-        )
-
-    rel = sub.add_parser("release", help="release a cohort described by a release spec")
-    rel.add_argument("spec", type=Path, help="release spec YAML")
-    rel.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="stop before publishing: write the plan and reports to the work area",
-    )
-    run_options(rel)
-
-    demo = sub.add_parser("demo", help="synthesise a cohort and release it to a local folder")
-    demo.add_argument("--out", type=Path, default=Path("demo"), help="folder (default ./demo)")
-    demo.add_argument("--slides", type=int, default=8)
-    demo.add_argument("--patients", type=int, default=3)
-    demo.add_argument("--seed", type=int, default=7)
-    run_options(demo)
-
-    syn = sub.add_parser("synth", help="write a synthetic cohort with planted canary PHI")
-    syn.add_argument("out", type=Path)
-    syn.add_argument("--slides", type=int, default=8)
-    syn.add_argument("--patients", type=int, default=3)
-    syn.add_argument("--seed", type=int, default=0)
-    syn.add_argument("--corrupt", type=int, default=0, help="also add N truncated slides")
-
-    ver = sub.add_parser("verify", help="check a published release (manifest, checksums)")
-    ver.add_argument("release", help="TARGET/RELEASE, a folder or s3://bucket/prefix/release")
-    ver.add_argument("--s3-endpoint-url")
-
-    lst = sub.add_parser("list", help="list the complete releases (with a manifest) in a target")
-    lst.add_argument("target", help="a folder or s3://bucket/prefix")
-    lst.add_argument("--s3-endpoint-url")
-
-    sv = sub.add_parser(
-        "serve", help="local Prefect server + work pool + worker + scheduled deployments"
-    )
-    sv.add_argument("--collection", type=Path, help="collection spec of the scheduled export")
-    sv.add_argument("--pool", default="slidegate-local", help="process work pool name")
-    sv.add_argument("--stop", action="store_true", help="stop the worker and the local server")
-    sv.add_argument("--work-dir", type=Path)
-    sv.add_argument("--prefect-port", type=int, default=4200)
-
-    for verb in ("approve", "reject"):
-        ans = sub.add_parser(verb, help=f"{verb} a release waiting for a steward")
-        ans.add_argument("run", help="flow run id (or name) of the paused release")
-        ans.add_argument("--reason", default="", required=verb == "reject")
-        ans.add_argument("--prefect-port", type=int, default=4200)
-
-    ins = sub.add_parser(
-        "inspect", help="show a slide's levels, images and fields with the policy action of each"
-    )
-    ins.add_argument("slide", type=Path, help="slide file (an MRXS slide: the .mrxs file)")
-    ins.add_argument("--profile", default="open-access", help="profile (default open-access)")
-    ins.add_argument("--policies-dir", type=Path, help="policy library (default: policies/)")
-
-    rsk = sub.add_parser("risk", help="run the cohort risk model alone and print its report")
-    rsk.add_argument("cohort", type=Path, help="cohort CSV (slide, patient, block, ...)")
-    rsk.add_argument("--profile", default="open-access", help="profile (default open-access)")
-    rsk.add_argument("--slides", type=Path, help="source folder: adds image linkage, taxonomy")
-    rsk.add_argument("--population", type=Path, help="population counts CSV (journalist risk)")
-    rsk.add_argument("--out", type=Path, help="also write risk.json, risk.md, risk.png here")
-    rsk.add_argument("--policies-dir", type=Path, help="policy library (default: policies/)")
-
-    reg = sub.add_parser("registry", help="the steward registry: import a target's releases")
-    reg.add_argument("action", choices=["import"])
-    reg.add_argument("target", help="a folder or s3://bucket/prefix whose releases to record")
-    reg.add_argument("--registry-url")
-    reg.add_argument("--s3-endpoint-url")
-
-    srv = sub.add_parser("server", help="the local Prefect server: start, stop or status")
-    srv.add_argument("action", choices=["start", "stop", "status"])
-    srv.add_argument("--work-dir", type=Path)
-    srv.add_argument("--prefect-port", type=int, default=4200)
-    return parser
-
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # usage errors: argparse exits 2 (exitcodes.USAGE)
+    _logging(args)
     try:
         return int(COMMANDS[args.command](args))
+    except KeyboardInterrupt:
+        print("slidegate: interrupted; run the same command again to resume", file=sys.stderr)
+        return exitcodes.INTERRUPTED
     except SlidegateError as exc:
-        if args.verbose:
-            import traceback
-
+        if _flag(args, "verbose"):
             traceback.print_exc()
         print(f"slidegate: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+        return exitcodes.for_error(exc)
+    except Exception as exc:  # a bug: its message may quote a file's bytes, so only its type
+        if _flag(args, "verbose"):
+            traceback.print_exc()
+        print(
+            f"slidegate: internal error ({type(exc).__name__}); run with -v for the traceback",
+            file=sys.stderr,
+        )
+        return exitcodes.FAILURE
+
+
+def _flag(args: argparse.Namespace, name: str) -> bool:
+    return bool(getattr(args, name, False))
+
+
+def _logging(args: argparse.Namespace) -> None:
+    """-q: warnings and errors only (Prefect's run logs too); -v: the cluster's INFO lines."""
+    if _flag(args, "quiet"):
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # before prefect is imported
+        for name in ("prefect", "slidegate", "distributed"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    elif _flag(args, "verbose"):
+        logging.getLogger("distributed").setLevel(logging.INFO)
+
+
+def _out(args: argparse.Namespace) -> TextIO:
+    """Where lines for a person go: stderr when stdout carries the --json document."""
+    return sys.stderr if _flag(args, "json") else sys.stdout
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -207,34 +104,77 @@ def write_spec(
     return spec
 
 
-def cmd_release(args: argparse.Namespace, spec: Path | None = None) -> int:
+def cmd_release(
+    args: argparse.Namespace, spec: Path | None = None, command: str = "release",
+    planted_corrupt: int = 0,
+) -> int:  # fmt: skip
+    """`planted_corrupt`: slides made corrupt on purpose (the demo): their quarantine is expected
+    and does not change the exit code."""
     from flows.clusters import with_spec_cluster
     from slidegate.stages.context import check_inputs
 
-    settings = with_spec_cluster(_settings(args), spec or args.spec)
-    # every spec, cohort, canaries and policy check before a server, cluster or flow run starts
-    resolved, _ = check_inputs(spec or args.spec, settings)
-    new_registry = bool(getattr(args, "new_registry", False))
-    if not getattr(args, "dry_run", False) and not settings.s3_credentials_block:
-        from flows.registry import check_release
+    out = _out(args)
+    path = spec or args.spec
+    info: dict[str, Any] = {"command": command, "release": None, "work": None, "ui": None}
+    try:
+        settings = with_spec_cluster(_settings(args), path)
+        # every spec, cohort, canaries and policy check before a server, cluster or flow run
+        resolved, _ = check_inputs(path, settings)
+        release = resolved.spec.release
+        info["release"] = release
+        info["work"] = settings.work_dir.resolve() / "releases" / release
+        new_registry = bool(getattr(args, "new_registry", False))
+        if not getattr(args, "dry_run", False) and not settings.s3_credentials_block:
+            from flows.registry import check_release
 
-        # the target against the registry: unknown releases stop here; a complete release
-        # from this spec is verified and reported (a retried nightly job succeeds)
-        pre = check_release(resolved, settings, new_registry)
-        if pre.complete:
-            print(
-                f"release {resolved.spec.release} is complete at {resolved.target} "
-                f"({pre.objects} objects verified); nothing to do"
-            )
-            return 0
-    server = _server(settings, args.prefect_port)
+            # the target against the registry: unknown releases stop here; a complete release
+            # from this spec is verified and reported (a retried nightly job succeeds)
+            pre = check_release(resolved, settings, new_registry)
+            if pre.complete:
+                print(
+                    f"release {release} is complete at {resolved.target} ({pre.objects} objects "
+                    "verified); nothing to do",
+                    file=out,
+                )
+                where = f"{resolved.target.rstrip('/')}/{release}"
+                doc = summary(**info, outcome="complete", exit_code=exitcodes.OK, target=where)
+                return _finish(args, doc, quiet_lines=True)
+        result = _run(args, settings, path, new_registry, info, out)
+    except BaseException as exc:
+        code = exitcodes.for_error(exc)
+        named = {exitcodes.WITHHELD: "withheld", exitcodes.INTERRUPTED: "interrupted"}
+        doc = summary(**info, outcome=named.get(code, "error"), exit_code=code, error=exc)
+        if info["release"] is not None and not isinstance(exc, KeyboardInterrupt):
+            _finish(args, doc)  # counts and reasons, then main prints the error itself
+        elif _flag(args, "json"):
+            print(json.dumps(doc, sort_keys=True))
+        raise
+    counts = result.get("counts", {})
+    tolerated = dict(counts, quarantined=max(0, counts.get("quarantined", 0) - planted_corrupt))
+    code = exitcodes.for_result({**result, "counts": tolerated})
+    target: str | None = None
+    if result.get("complete") or result.get("published"):
+        target = f"{result['target']}/{result['release']}"
+        outcome = "complete" if result.get("complete") else "published"
+    else:
+        outcome = "rejected" if result.get("rejected") else "dry-run"
+    doc = summary(**info, outcome=outcome, exit_code=code, target=target, counts=counts)
+    return _finish(args, doc, result)
+
+
+def _run(
+    args: argparse.Namespace, settings: Settings, path: Path, new_registry: bool,
+    info: dict[str, Any], out: TextIO,
+) -> dict[str, Any]:  # fmt: skip
+    server = _server(settings, args.prefect_port, out)
+    info["ui"] = server.ui_url
     from flows.release import dask_runner, release_cohort
 
-    logging.getLogger("distributed").setLevel(logging.WARNING)  # cluster chatter off the terminal
-
+    if not _flag(args, "verbose"):
+        logging.getLogger("distributed").setLevel(logging.WARNING)  # cluster chatter off
     try:
-        result = release_cohort.with_options(task_runner=dask_runner(settings))(
-            spec=str(spec or args.spec),
+        result: dict[str, Any] = release_cohort.with_options(task_runner=dask_runner(settings))(
+            spec=str(path),
             dry_run=getattr(args, "dry_run", False),
             settings=settings,
             new_registry=new_registry,
@@ -247,21 +187,35 @@ def cmd_release(args: argparse.Namespace, spec: Path | None = None) -> int:
 
             APILogWorker.drain_all(timeout=5)  # send the last log lines before the server stops
             stop_server(settings.work_dir.resolve() / "prefect")
-    counts = result.get("counts", {})
-    print(
-        f"release {result['release']}: {counts.get('approved', 0)} approved, "
-        f"{counts.get('withheld', 0)} withheld, {counts.get('quarantined', 0)} quarantined"
-    )
-    if result.get("complete"):
-        print(f"release {result['release']} is complete at {result['target']} (verified)")
-    elif result.get("published"):
-        print(f"published to {result['target']}/{result['release']}")
-    elif result.get("rejected"):
-        print(f"rejected: nothing published; the reason is in {result['work']}/approval.json")
-    else:
-        print(f"dry run: plan and reports in {result['work']}")
-    print(f"Prefect UI: {server.ui_url}")
-    return 0
+    return result
+
+
+def _finish(
+    args: argparse.Namespace, doc: dict[str, Any], result: dict[str, Any] | None = None,
+    quiet_lines: bool = False,
+) -> int:  # fmt: skip
+    """Print the end-of-run summary (to stderr with --json, whose document goes to stdout)."""
+    out = _out(args)
+    if not quiet_lines:
+        for line in human_lines(doc):
+            print(line, file=out)
+    if result is not None:
+        if doc["outcome"] == "complete":
+            print(f"release {doc['release']} is complete at {doc['target']} (verified)", file=out)
+        elif doc["outcome"] == "published":
+            print(f"published to {doc['target']}", file=out)
+        elif doc["outcome"] == "rejected":
+            print(
+                f"rejected: nothing published; the reason is in {result['work']}/approval.json",
+                file=out,
+            )
+        else:
+            print(f"dry run: plan and reports in {result['work']}", file=out)
+    if doc.get("ui"):
+        print(f"Prefect UI: {doc['ui']}", file=out)
+    if _flag(args, "json"):
+        print(json.dumps(doc, sort_keys=True))
+    return int(doc["exit_code"])
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -274,16 +228,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     spec = write_spec(cohort.root, release=release, target=str((args.out / "release").resolve()))
     out = args.out / "release" / release
     if (out / "manifest.json").exists():
-        print(f"{out} already holds this demo release; delete {args.out} to run it again")
-        return 0
+        print(f"{out} already holds this demo release; delete {args.out} to run it again",
+              file=_out(args))  # fmt: skip
+        return exitcodes.OK
     print(
         f"synthetic cohort: {cohort.n_slides} slides and {cohort.n_corrupt} corrupt one "
-        f"in {cohort.root}"
+        f"in {cohort.root} (quarantined on purpose)",
+        file=_out(args),
     )
     if not args.registry_url and not os.environ.get("SLIDEGATE_REGISTRY_URL"):
         # the demo is a sandbox: a registry of its own, so no real release's ledger sees it
         args.registry_url = f"sqlite:///{(args.out / 'registry.sqlite').resolve()}"
-    return cmd_release(args, spec=spec)
+    return cmd_release(args, spec=spec, command="demo", planted_corrupt=cohort.n_corrupt)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -303,10 +259,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     target, _, release = args.release.rstrip("/").rpartition("/")
     store = open_store(target, Settings.from_env(os.environ, s3_endpoint_url=args.s3_endpoint_url))
     problems = verify_release(store, release)
+    out = _out(args)
     for p in problems:
-        print(f"FAIL {p}")
-    print(f"{args.release}: " + ("OK" if not problems else f"{len(problems)} problem(s)"))
-    return 0 if not problems else 1
+        print(f"FAIL {p}", file=out)
+    print(f"{args.release}: " + ("OK" if not problems else f"{len(problems)} problem(s)"), file=out)
+    code = exitcodes.OK if not problems else exitcodes.FAILURE
+    if _flag(args, "json"):  # problems name object paths, never contents
+        doc = {"schema": "slidegate.verify/1", "release": args.release, "ok": not problems,
+               "problems": problems, "exit_code": code}  # fmt: skip
+        print(json.dumps(doc, sort_keys=True))
+    return code
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
@@ -330,14 +292,15 @@ def cmd_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _server(settings: Settings, port: int) -> PrefectServer:
+def _server(settings: Settings, port: int, out: TextIO | None = None) -> PrefectServer:
     from flows.server import ensure_server
 
     server = ensure_server(os.environ, settings.work_dir.resolve() / "prefect", port)
     if server.started:
         print(
             f"started a local Prefect server: UI at {server.ui_url} "
-            "(stop it with `slidegate server stop`)"
+            "(stop it with `slidegate server stop`)",
+            file=out or sys.stdout,
         )
     return server
 

@@ -89,6 +89,18 @@ def codec_label(codecs: Sequence[Mapping[str, Any]]) -> str:
     return f"{label} (sharded)" if sharded else label
 
 
+def _codecs(group: Any, datasets: Sequence[Mapping[str, Any]]) -> str:
+    """The codec of every level, once each ('jpeg (sharded), levels 1-2: blosc zstd ...')."""
+    labels = [codec_label(group[d["path"]].metadata.to_dict().get("codecs", [])) for d in datasets]
+    parts = [labels[0]]
+    for label in dict.fromkeys(labels[1:]):
+        if label != labels[0]:
+            idx = [i for i, x in enumerate(labels) if x == label]
+            where = f"level {idx[0]}" if len(idx) == 1 else f"levels {idx[0]}-{idx[-1]}"
+            parts.append(f"{where}: {label}")
+    return ", ".join(parts)
+
+
 def describe_slide(pseudonym: str, fmt: str, group: Any, copy: str | None = None) -> SlideEntry:
     """A SlideEntry from an opened OME-Zarr group (zarr-python): its NGFF attributes and the
     level-0 array's metadata."""
@@ -117,7 +129,7 @@ def describe_slide(pseudonym: str, fmt: str, group: Any, copy: str | None = None
         channels=c,
         labels=labels,
         dtype=str(meta.get("data_type", arr.dtype)),
-        codec=codec_label(meta.get("codecs", [])),
+        codec=_codecs(group, datasets),
         copy=copy,
     )
 

@@ -36,7 +36,8 @@ def test_codebook_covers_every_released_column_with_its_levels() -> None:
 def test_slide_entry_from_the_ome_zarr_itself(tmp_path: Path) -> None:
     root = zarr.open_group(tmp_path / "s.ome.zarr", mode="w", zarr_format=3)
     root.create_array("0", data=np.zeros((2, 64, 96), "uint16"), chunks=(1, 32, 32))
-    root.create_array("1", data=np.zeros((2, 32, 48), "uint16"), chunks=(1, 32, 32))
+    root.create_array("1", data=np.zeros((2, 32, 48), "uint16"), chunks=(1, 32, 32),
+                      compressors=None)  # fmt: skip
     axes = [{"name": "c", "type": "channel"}] + [
         {"name": n, "type": "space", "unit": "micrometer"} for n in ("y", "x")
     ]
@@ -53,6 +54,7 @@ def test_slide_entry_from_the_ome_zarr_itself(tmp_path: Path) -> None:
     assert (entry.levels, entry.width, entry.height, entry.channels) == (2, 96, 64, 2)
     assert entry.pixel_size == (0.5, 0.5) and entry.unit == "micrometer"
     assert entry.labels == ("DAPI", "FITC") and entry.dtype == "uint16"
+    assert entry.codec == "zstd, level 1: uncompressed"  # zarr's default, then none
     text = build_readme(
         release="r1", profile="open-access", access="open", date="2026-12-04", version="0",
         counts={"approved": 1, "withheld": 0, "quarantined": 0}, columns=[], slides=[entry],

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from flows import exitcodes
 from flows.cli import main
 from slidegate.publish.release import verify_release
 from slidegate.publish.stores import open_store
@@ -105,16 +106,30 @@ def test_work_areas_share_one_registry(
     target = tmp_path / "target"
     first = spec(cohort, "wa-1", target)
     reg = ["--registry-url", registry_url]
-    assert main([*cli(first, "--work-dir", tmp_path / "A"), *reg]) == 0
+    capsys.readouterr()
+    assert main([*cli(first, "--work-dir", tmp_path / "A"), *reg, "--json"]) == 0
     assert (target / "wa-1" / "manifest.json").is_file()
+    doc = json.loads(capsys.readouterr().out)  # --json: stdout is the summary document only
+    assert doc["schema"] == "slidegate.run-summary/1" and doc["outcome"] == "published"
+    assert doc["exit_code"] == 0 and doc["release"] == "wa-1" and doc["error"] is None
+    assert doc["counts"] == {"approved": 4, "withheld": 0, "quarantined": 0}
+    assert doc["target"] == f"{target}/wa-1"
     # the same spec from another work area: verified, reported complete, exit 0
     capsys.readouterr()
     assert main([*cli(first, "--work-dir", tmp_path / "B"), *reg]) == 0
     assert "release wa-1 is complete at" in capsys.readouterr().out
     # the same slides under a new release id from another work area: the ledger stops them
     again = spec(cohort, "wa-2", target)
-    assert main([*cli(again, "--work-dir", tmp_path / "B"), *reg]) == 2
-    err = capsys.readouterr().err
+    assert main([*cli(again, "--work-dir", tmp_path / "B"), *reg, "--json"]) == exitcodes.WITHHELD
+    captured = capsys.readouterr()
+    err = captured.err
+    doc = json.loads(captured.out)
+    assert doc["outcome"] == "withheld" and doc["exit_code"] == exitcodes.WITHHELD
+    assert doc["error"]["category"] == "policy-violation"
+    withheld = doc["counts"]["withheld"]
+    assert withheld > 0
+    assert doc["reasons"]["withheld"] == [{"code": "ledger.slide-published-before",
+                                           "count": withheld}]  # fmt: skip
     print(f"\n{err.strip()}")
     assert "release wa-2 withheld, nothing published" in err
     assert "cross-release ledger: slide published before in release wa-1" in err
@@ -138,7 +153,7 @@ def test_work_areas_share_one_registry(
     # --new-registry records them the same way and goes on: the ledger then stops the slides
     third = f"sqlite:///{tmp_path}/third/registry.sqlite"
     args = [*cli(spec(cohort, "wa-4", target), "--work-dir", tmp_path / "D")]
-    assert main([*args, "--registry-url", third, "--new-registry"]) == 2
+    assert main([*args, "--registry-url", third, "--new-registry"]) == exitcodes.WITHHELD
     err = capsys.readouterr().err
     assert "cross-release ledger: slide published before in release wa-1" in err
     # a different spec under the same release id is still refused
