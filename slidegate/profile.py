@@ -60,6 +60,11 @@ class Profile(StrictModel):
     approval_timeout_days: float = Field(default=7.0, gt=0)
     #: a corrupt or unsupported slide: quarantine it and go on, or fail the whole release
     on_bad_slide: Literal["quarantine", "fail"] = "quarantine"
+    #: text, a label or a barcode seen in the published pixels (slidegate.burnin, on one low
+    #: level): quarantine the slide; "review": the release waits for a steward (even under
+    #: `approval: auto`) with blurred previews in the work area; "report": count it in the
+    #: slide report and publish
+    burned_in: Literal["quarantine", "review", "report"] = "quarantine"
     #: the access mode's risk figures: P(attack), P(ref), thresholds, mitigation limits
     risk_limits: RiskLimits
     #: cross-release ledger: what to do with a slide or patient published before

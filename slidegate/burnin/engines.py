@@ -20,9 +20,13 @@ from numpy.typing import NDArray
 #: onnxruntime threads per OCR call: a worker converts one slide per core, the check must not
 #: take the whole machine
 OCR_THREADS = 2
-#: the text detector scales the image so its shorter side is this long (RapidOCR's default;
-#: 640 or "max 960" missed CMU-1's handwritten label, see README "Burned-in text")
+#: the text detector sees a small image scaled up so its shorter side is this long (RapidOCR's
+#: default; 640 or no upscaling missed CMU-1's handwritten label, see README "Burned-in text")
 DET_SIDE = 736
+#: ... and a large one scaled down so its longer side is at most this long: detection finds
+#: where text lines are, recognition then reads each line from the full-resolution crop. Half
+#: the detector's cost of a 1536 x 1024 level
+DET_MAX = 1024
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in the image the engine was given
 
@@ -65,7 +69,19 @@ def _engine() -> Any:
             )
             # RapidOCR's own logger prints engine set-up lines at DEBUG to stderr; keep it quiet
             logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+            det = _ocr.text_det
+            det.get_preprocess = lambda _max_wh: det.preprocess_op  # chosen per image below
         return _ocr
+
+
+def _det_preprocess(h: int, w: int) -> Any:
+    """The detector's resize for an h x w image (see DET_SIDE, DET_MAX)."""
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+
+    det = _ocr.text_det
+    if min(h, w) < DET_SIDE:
+        return DetPreProcess(DET_SIDE, "min", det.mean, det.std)
+    return DetPreProcess(DET_MAX, "max", det.mean, det.std)
 
 
 def _box(points: Any) -> Box:
@@ -80,6 +96,7 @@ def read_text(rgb: NDArray[np.uint8]) -> list[TextHit]:
     ocr = _engine()
     bgr = np.ascontiguousarray(rgb[..., ::-1])  # RapidOCR takes OpenCV's BGR order
     with _lock:  # one inference at a time per process: the sessions share their threads
+        ocr.text_det.preprocess_op = _det_preprocess(*bgr.shape[:2])
         result, _ = ocr(bgr)
     hits = []
     for points, text, score in result or []:

@@ -11,6 +11,7 @@ from pathlib import Path
 from slidegate.audit import AuditResult, audit_output, phi_needles, scan_tree
 from slidegate.audit.copy_check import check_copy, copy_needles
 from slidegate.bounded import Bound, run_bounded
+from slidegate.burnin.gate import burn_in_gate
 from slidegate.convert.ome_zarr import ConvertOptions, write_ome_zarr
 from slidegate.deid.plan import plan_deid, summarize
 from slidegate.egress.wording import FieldIds
@@ -230,6 +231,11 @@ def audit(ctx: ReleaseContext, report: SlideReport) -> SlideReport:
         )
         reason = "audit: re-open check failed (" + "; ".join(problems)[:300] + ")"
         return quarantine(report, "audit", reason).model_copy(update=update)
+    # burned-in text and barcodes in the pixels: the profile's `burned_in` (slidegate/burnin)
+    burned = burn_in_gate(ctx, report.model_copy(update=update), facts, plan)
+    if burned.status == "quarantined":
+        return burned
+    update.update(burn_in=burned.burn_in, detail=burned.detail)
     out, name = Path(report.output_path), f"{report.pseudonym}.ome.zarr"
     try:  # the risk model's and the ledger's inputs, computed here: the cohort holds no images
         update["signature"] = sign_output(out, ctx.policies.risk.image_linkage)

@@ -64,6 +64,7 @@ def test_a_real_label_on_the_glass_is_found(real_slides: Path) -> None:
     assert "HS12" not in _public(report) and "15115" not in _public(report)
 
 
+@pytest.mark.slow  # the per-slide stage test covers it in the default run
 def test_pen_case_number_over_tissue_is_a_needle_hit() -> None:
     img = tissue(H, W, 2)
     pen_text(img, CASE_NUMBER, (300, 350), 56)
@@ -77,7 +78,9 @@ def test_pen_case_number_over_tissue_is_a_needle_hit() -> None:
     assert check_image(img, NeedleIndex.of([])).flagged >= 1
 
 
-@pytest.mark.parametrize(("kind", "scale"), [("QRCode", 5), ("PDF417", 3)])
+@pytest.mark.parametrize(
+    ("kind", "scale"), [pytest.param("QRCode", 5, marks=pytest.mark.slow), ("PDF417", 3)]
+)
 def test_barcodes_on_the_glass_are_found(kind: str, scale: int) -> None:
     img = tissue(H, W, 3)
     paste(img, barcode(CASE_NUMBER, kind, scale), 40, W - 360)
@@ -88,6 +91,7 @@ def test_barcodes_on_the_glass_are_found(kind: str, scale: int) -> None:
     assert CASE_NUMBER not in _public(report)
 
 
+@pytest.mark.slow  # the per-slide stage test covers it in the default run
 def test_tissue_alone_passes() -> None:
     report = check_image(tissue(H, W, 4), NeedleIndex.of([CASE_NUMBER]))
     assert report.flagged == 0
