@@ -39,7 +39,7 @@ from flows.resilience import (
     publish_options,
     slide_options,
 )
-from flows.runner import RunSettingsRunner, use_run_settings
+from flows.runner import RunSettingsRunner, start_cluster_early, use_run_settings
 from flows.runner import dask_runner as dask_runner  # where callers import it from
 from slidegate.errors import PolicyViolation, TransientIOError
 from slidegate.ledger import record_release
@@ -86,9 +86,14 @@ def release_cohort(
     if settings is None:  # a deployment run: the environment and the spec's `cluster:`
         settings = with_spec_cluster(Settings.from_env(os.environ), Path(spec))
     use_run_settings(settings)  # the default task runner becomes this run's Dask runner
-    settings = resolve_credentials(settings)  # a Prefect block's S3 keys, masked (SecretStr)
-    settings = resolve_registry_key(settings)  # the registry key from a Prefect Secret block
-    ctx = prepare_release(Path(spec), settings)
+    starting = start_cluster_early()  # workers start and import while the release is prepared
+    try:
+        settings = resolve_credentials(settings)  # a Prefect block's S3 keys, masked
+        settings = resolve_registry_key(settings)  # the registry key from a Secret block
+        ctx = prepare_release(Path(spec), settings)
+    finally:
+        if starting is not None:
+            starting.join()
     logger.info("release %s: %d slides, profile %s", ctx.release, len(ctx.slides), ctx.profile)
     if dry_run:
         return _release(ctx, dry_run=True)

@@ -10,7 +10,10 @@ runner of *its* settings, the ones the flow resolves from its parameters and its
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -110,3 +113,27 @@ def use_run_settings(settings: Settings) -> None:
     runner = getattr(ctx, "task_runner", None) if ctx else None
     if isinstance(runner, RunSettingsRunner):
         runner.configure(settings)
+
+
+def start_cluster_early() -> threading.Thread | None:
+    """Start the flow run's Dask cluster (or connect to its scheduler) in a background thread:
+    the worker processes start and import the slide stage (tasks/preload.py) while the flow
+    prepares the release. Join the thread before anything else uses the task runner's client
+    (prefect-dask creates it on first use, without a lock)."""
+    ctx = FlowRunContext.get()
+    runner = getattr(ctx, "task_runner", None) if ctx else None
+    if not isinstance(getattr(type(runner), "client", None), property):
+        return None
+    thread = threading.Thread(
+        target=contextvars.copy_context().run,
+        args=(_connect, runner),
+        name="slidegate-cluster-start",
+        daemon=True,
+    )
+    thread.start()
+    return thread
+
+
+def _connect(runner: Any) -> None:
+    with contextlib.suppress(Exception):  # the first submit raises the cluster's own error
+        _ = runner.client
