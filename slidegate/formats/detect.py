@@ -17,6 +17,7 @@ import tifffile
 from slidegate.errors import CorruptSlideError, UnsupportedSlideError
 from slidegate.formats import bif, generic_tiff, ndpi, ome_tiff, philips, qptiff, scn, svs
 from slidegate.formats.evidence import confirm_levels
+from slidegate.formats.recognise import recognise
 from slidegate.formats.registry import content_sha256, slide_facts
 from slidegate.formats.tiff import Layout, associated_image, level_facts, open_tiff, resolution_mpp
 from slidegate.models import MetadataField, SlideFacts
@@ -75,6 +76,9 @@ def vendor_for(tif: tifffile.TiffFile, path: SourceRef) -> Vendor:
                 "TIFF or remove it from the cohort",
                 reason=f"unsupported: {name}",
             )
+    found = recognise(path, b"")  # a TIFF-based format slidegate has no reader for (VSI)
+    if found is not None:
+        raise found.error()
     first = tif.pages.first
     if not first.is_tiled:
         raise UnsupportedSlideError(

@@ -4,7 +4,8 @@ A slide is one `.dcm` file or a folder of instances (searched recursively; hidde
 files without the DICOM preamble are ignored). Each instance is classified by ImageType value 3
 (PS3.3 C.8.12.4.1.1; value 4 is not relied on, see phi-locations.md 4.5): VOLUME instances are
 pyramid levels, LABEL / OVERVIEW / THUMBNAIL instances are associated images (never published),
-anything else (another SOP class, no ImageType) is "other" and dropped too.
+a WSI instance without ImageType is a level when its frames tile a larger matrix, anything
+else (another SOP class, an untyped single frame) is "other" and dropped too.
 
 The VOLUME instances must form one pyramid (one PyramidUID, else one SeriesInstanceUID), one
 focal plane and one optical path. Instances of equal size are one level only when they are parts
@@ -142,13 +143,22 @@ def read_header(file: Path) -> Dataset:
     return ds
 
 
-def _kind(ds: Dataset) -> AssociatedKind | None:
+def kind_of(ds: Dataset) -> AssociatedKind | None:
+    """None for a pyramid level (ImageType value 3 VOLUME), else the associated kind. A WSI
+    instance without ImageType (or too short a one) whose frames tile a larger matrix (several
+    frames, or a total pixel matrix larger than one frame) is a pyramid level by structure;
+    without that evidence it is "other" (dropped)."""
     if _str(ds, "SOPClassUID") != WSI_SOP_CLASS:
         return "other"
     image_type = ds.get("ImageType")
     values = [str(v).strip().upper() for v in image_type] if image_type else []
     if len(values) < 3:
-        return "other"
+        rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+        tiled = _int(ds, "NumberOfFrames", 1) > 1 or (
+            _int(ds, "TotalPixelMatrixRows", rows) > rows
+            or _int(ds, "TotalPixelMatrixColumns", cols) > cols
+        )
+        return None if tiled and "TotalPixelMatrixColumns" in ds else "other"
     if values[2] == "VOLUME":
         return None
     return _KINDS.get(values[2], "other")
@@ -168,7 +178,7 @@ def instance_of(file: Path, ds: Dataset) -> Instance:
     rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
     return Instance(
         path=file,
-        kind=_kind(ds),
+        kind=kind_of(ds),
         transfer_syntax=ts,
         pyramid=_str(ds, "PyramidUID") or _str(ds, "SeriesInstanceUID"),
         rows=rows,
@@ -281,16 +291,32 @@ def read_layout(path: Path, headers: list[tuple[Path, Dataset]]) -> Layout:
     volume = [i for i in instances if i.kind is None]
     others = [i for i in instances if i.kind is not None]
     if not volume:
-        kinds = sorted({str(i.kind) for i in others})
-        raise UnsupportedSlideError(
-            f"slide {path} has no pyramid: its {len(others)} DICOM instance(s) are only "
-            f"{'/'.join(kinds)} images (ImageType value 3 is not VOLUME); label, overview and "
-            "thumbnail instances are never published, so there is nothing to release",
-            reason="unsupported: DICOM without pyramid (only label/overview/thumbnail "
-            "or non-WSI instances)",
-        )
+        raise _no_pyramid(others, [ds for _, ds in headers])
     _check_volume(volume, path)
     return Layout(levels=_levels(volume, path), associated=tuple(others))
+
+
+def _no_pyramid(others: list[Instance], headers: list[Dataset]) -> UnsupportedSlideError:
+    """Why there is nothing to release: no WSI instance at all (name the SOP classes found),
+    or only label / overview / thumbnail / untyped instances."""
+    from slidegate.formats.recognise import NOT_A_SLIDE, sop_class_name
+
+    sops = sorted({_str(ds, "SOPClassUID") for ds in headers})
+    if WSI_SOP_CLASS not in sops:
+        names = ", ".join(sorted({sop_class_name(s) for s in sops}))
+        return UnsupportedSlideError(
+            f"this DICOM slide holds {len(headers)} instance(s) of {names}, not a "
+            f"VL Whole Slide Microscopy image; {NOT_A_SLIDE}",
+            reason=f"unsupported: DICOM, not a whole-slide image ({names})",
+        )
+    kinds = sorted({str(i.kind) for i in others})
+    return UnsupportedSlideError(
+        f"this DICOM slide has no pyramid: its {len(others)} whole-slide instance(s) are only "
+        f"{'/'.join(kinds)} images (ImageType value 3 is not VOLUME, and no untyped instance "
+        "has tiled frames); label, overview and thumbnail instances are never published: add "
+        "the slide's VOLUME instances (its pyramid levels) to the slide's folder",
+        reason="unsupported: DICOM without pyramid (only label/overview/thumbnail instances)",
+    )
 
 
 def read_headers(path: Path) -> list[tuple[Path, Dataset]]:

@@ -23,6 +23,7 @@ import zarr
 from pydicom.dataset import Dataset
 from pydicom.pixels import iter_pixels
 
+from slidegate.formats.dicom_layout import kind_of
 from slidegate.models import DeidPlan, LevelFacts
 
 LOSSY_TOLERANCE = 2
@@ -43,8 +44,7 @@ def _volume_headers(source: Path) -> list[tuple[Path, Dataset]]:
             ds = pydicom.dcmread(str(file), stop_before_pixels=True)
         except Exception:
             continue
-        image_type = [str(v).upper() for v in ds.get("ImageType") or []]
-        if len(image_type) >= 3 and image_type[2] == "VOLUME":
+        if kind_of(ds) is None:  # VOLUME, or an untyped WSI instance with tiled frames
             out.append((file, ds))
     return out
 

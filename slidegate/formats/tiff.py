@@ -21,6 +21,7 @@ import numpy as np
 import tifffile
 
 from slidegate.errors import CorruptSlideError, TransientIOError, UnsupportedSlideError
+from slidegate.formats.recognise import HEAD, recognise
 from slidegate.formats.sanity import check_claim, check_ifd_chain, check_tile_table
 from slidegate.models import AssociatedImage, AssociatedKind, LevelFacts, MetadataField
 from slidegate.sources import SourceRef, open_binary
@@ -28,17 +29,6 @@ from slidegate.sources import SourceRef, open_binary
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: file suffixes that claim a TIFF-based slide: no TIFF header then means "corrupt"
 TIFF_SUFFIXES = frozenset({".svs", ".tif", ".tiff", ".ndpi", ".scn", ".bif", ".qptiff", ".btf"})
-#: recognisable non-TIFF signatures -> what they are (offset, magic, name)
-OTHER_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (128, b"DICM", "DICOM (DICOM WSI is not supported yet)"),
-    (0, b"ZISRAWFILE", "Zeiss CZI (not supported yet)"),
-    (0, b"\x89PNG\r\n\x1a\n", "a PNG image, not a whole-slide image"),
-    (0, b"\xff\xd8\xff", "a JPEG image (a 3DHISTECH MRXS .mrxs is not supported yet)"),
-    (0, b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image, not a whole-slide image"),
-    (0, b"PK\x03\x04", "a ZIP archive, not a whole-slide image"),
-    (0, b"%PDF", "a PDF document, not a whole-slide image"),
-)
-
 #: descriptive tags that are fields even though tifffile knows them (name -> code)
 DESCRIPTIVE_TAGS = {
     269: "DocumentName",
@@ -121,7 +111,7 @@ def check_header(path: SourceRef) -> None:
     """Raise Unsupported/Corrupt unless `path` starts with a TIFF header."""
     try:
         with open_binary(path) as fh:
-            head = fh.read(512)
+            head = fh.read(HEAD)
     except OSError as exc:
         raise CorruptSlideError(
             f"cannot read slide {path}: {exc.strerror}; check that the file exists and is readable",
@@ -129,13 +119,9 @@ def check_header(path: SourceRef) -> None:
         ) from None
     if head[:4] in TIFF_MAGICS:
         return
-    for offset, magic, what in OTHER_SIGNATURES:
-        if head[offset : offset + len(magic)] == magic:
-            raise UnsupportedSlideError(
-                f"slide {path} is {what}; convert it to SVS or a tiled pyramidal TIFF, "
-                "or remove it from the cohort",
-                reason="unsupported: not a TIFF-based slide",
-            )
+    found = recognise(path, head)  # DICOM without preamble, NDPI set, Olympus, non-slides
+    if found is not None:
+        raise found.error()
     if path.suffix.lower() in TIFF_SUFFIXES:
         raise CorruptSlideError(
             f"slide {path} has a TIFF-type extension but no TIFF header (empty, truncated or "
@@ -143,8 +129,10 @@ def check_header(path: SourceRef) -> None:
             reason="corrupt: no TIFF header",
         )
     raise UnsupportedSlideError(
-        f"slide {path} is not a recognised slide format (no TIFF header); slidegate reads Aperio "
-        "SVS and tiled pyramidal TIFF; remove it from the cohort",
+        "this file is not a whole-slide format slidegate knows (no TIFF, DICOM, CZI or MRXS "
+        "signature); slidegate reads SVS, NDPI, QPTIFF, Philips, Ventana BIF, Leica SCN, "
+        "OME-TIFF, tiled pyramidal TIFF, DICOM WSI, Zeiss CZI and MRXS: export the slide in "
+        "one of them or remove it from the cohort",
         reason="unsupported: unknown file type",
     )
 
