@@ -1,15 +1,15 @@
 """Independent readers of the source pixels for the audit re-open, one per family.
 
 None of them uses slidegate's readers or converter: TIFF family through tifffile's own series
-and zarr store, DICOM WSI through pydicom's decoders (one frame at a time), CZI through czifile
-and MRXS through openslide-python (vendor_pixels.py). `open_source` picks one by sniffing the
-file; each gives, for a planned level, a `Reader` of (samples, h, w) regions, or None when no
-level of the source has the planned size.
+and zarr store, DICOM WSI through pydicom's frame access (one frame at a time; decoded by
+pydicom, else by imagecodecs where pydicom has no decoder here: formats/dicom_independent.py),
+CZI through czifile and MRXS through openslide-python (vendor_pixels.py). `open_source` picks
+one by sniffing the file; each gives, for a planned level, a `Reader` of (samples, h, w)
+regions, or None when no level of the source has the planned size.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -18,9 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 import tifffile
 import zarr
-from pydicom.pixels import pixel_array
 
 from slidegate.audit.pixels import Reader
+from slidegate.formats.dicom_independent import frame
 from slidegate.formats.dicom_layout import sniff as dicom_sniff
 from slidegate.formats.dicom_verify import _LOSSY_TS, LOSSY_TOLERANCE, _positions, _volume_headers
 from slidegate.models import LevelFacts
@@ -126,6 +126,7 @@ class DicomSource:
             return None
         parts.sort(key=lambda p: int(p[1].get("InConcatenationNumber", 1) or 1))
         frames: list[tuple[Path, int, int, int, int, int]] = []  # file, index, y, x, h, w
+        header = dict(parts)
         offset = 0
         for file, ds in parts:
             th, tw = int(ds.Rows), int(ds.Columns)
@@ -147,10 +148,7 @@ class DicomSource:
             )
             for j in np.flatnonzero(hit):
                 file, k, y, x, th, tw = frames[j]
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    px = np.asarray(pixel_array(str(file), index=k))
-                px = px[np.newaxis] if px.ndim == 2 else px.transpose(2, 0, 1)
+                px = frame(file, k, header[file]).transpose(2, 0, 1)
                 sy, sx = max(ys.start, y), max(xs.start, x)
                 ey, ex = min(ys.stop, y + th, lv.height), min(xs.stop, x + tw, lv.width)
                 out[:, sy - ys.start : ey - ys.start, sx - xs.start : ex - xs.start] = px[

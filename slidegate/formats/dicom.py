@@ -16,7 +16,7 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from slidegate.formats.dicom_fields import instance_fields
-from slidegate.formats.dicom_frames import compression_name, dtype_of
+from slidegate.formats.dicom_frames import compression_name, dtype_of, require_codec
 from slidegate.formats.dicom_layout import (
     FORMAT,
     Instance,
@@ -41,7 +41,7 @@ def _level(index: int, page: int, inst: Instance, base: Instance) -> LevelFacts:
         dtype=dtype_of(inst).name,
         tile_height=inst.rows,
         tile_width=inst.columns,
-        compression=compression_name(inst.transfer_syntax),
+        compression=require_codec(inst.transfer_syntax),
         downsample=base.total_columns / inst.total_columns,
     )
 
@@ -79,6 +79,8 @@ def _facts_parts(
 ) -> tuple[tuple[LevelFacts, ...], tuple[AssociatedImage, ...], list[MetadataField]]:
     order = {inst.path: n for n, inst in enumerate(layout.instances())}
     base = layout.levels[0].first
+    for part in (p for lv in layout.levels for p in lv.parts):
+        require_codec(part.transfer_syntax)  # every part decodable here, named if not
     levels = tuple(
         _level(i, order[lv.first.path], lv.first, base) for i, lv in enumerate(layout.levels)
     )

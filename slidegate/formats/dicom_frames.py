@@ -5,7 +5,8 @@ slice. For encapsulated pixel data only the item headers are read once, to build
 fragment positions; frames are then mapped to fragments by the Extended Offset Table, else the
 Basic Offset Table, else one fragment per frame, else the JPEG end-of-image markers
 (PS3.5 A.4). Frames are read with `os.pread` (no shared file position) and decoded with
-imagecodecs (JPEG, JPEG-LS, JPEG 2000 / HTJ2K, JPEG XL) or numpy (native).
+imagecodecs (JPEG, lossless JPEG, JPEG-LS, JPEG 2000 / HTJ2K, JPEG XL, RLE) or numpy
+(native).
 """
 
 from __future__ import annotations
@@ -45,6 +46,18 @@ CODECS: dict[str, tuple[str, Callable[[bytes], np.ndarray]]] = {
     _TS + "111": ("JPEGXL", imagecodecs.jpegxl_decode),
     _TS + "112": ("JPEGXL", imagecodecs.jpegxl_decode),
 }
+RLE = "1.2.840.10008.1.2.5"
+DEFLATED = "1.2.840.10008.1.2.1.99"
+#: compression name -> the imagecodecs codec that decodes it (its `available` says whether
+#: this machine's imagecodecs build has it)
+_IMAGECODECS = {
+    "JPEG": "JPEG8",
+    "JPEG_LOSSLESS": "LJPEG",
+    "JPEGLS": "JPEGLS",
+    "JPEG2000": "JPEG2K",
+    "JPEGXL": "JPEGXL",
+    "RLE": "DICOMRLE",
+}
 _NATIVE_PHOTOMETRIC = {"RGB", "MONOCHROME2"}
 _ITEM = 0xFFFEE000
 _SEQ_END = 0xFFFEE0DD
@@ -56,16 +69,37 @@ def compression_name(transfer_syntax: str) -> str:
         return "NONE"
     if transfer_syntax in CODECS:
         return CODECS[transfer_syntax][0]
+    if transfer_syntax == RLE:
+        return "RLE"
     uid = pydicom.uid.UID(transfer_syntax)
     # a UID the standard does not define is source text: neither shown nor reported
     known = bool(uid.name) and uid.name != str(uid)
     name = uid.name if known else "unknown"
     shown = f"{transfer_syntax} ({name})" if known else "(not a standard UID)"
+    fix = "transcode the slide"
+    if transfer_syntax == DEFLATED:  # the whole data set is deflated: no frame is addressable
+        fix = "inflate it first (DCMTK `dcmconv +te`, or pydicom: read and save as Explicit VR)"
     raise UnsupportedSlideError(
-        f"DICOM transfer syntax {shown} is not supported; supported are "
-        "native little endian, JPEG, JPEG-LS, JPEG 2000/HTJ2K and JPEG XL: transcode the slide",
+        f"DICOM transfer syntax {shown} is not supported; supported are native little endian, "
+        f"JPEG, lossless JPEG, JPEG-LS, JPEG 2000/HTJ2K, JPEG XL and RLE: {fix}",
         reason=f"unsupported: DICOM transfer syntax {name}",
     )
+
+
+def require_codec(transfer_syntax: str) -> str:
+    """The compression name of a pyramid instance's transfer syntax, once it is known that
+    this machine decodes it (readers and the audit's re-open use the same imagecodecs codec);
+    else an UnsupportedSlideError naming the codec, raised at inventory before any work."""
+    name = compression_name(transfer_syntax)
+    codec = _IMAGECODECS.get(name)
+    if codec is not None and not getattr(imagecodecs, codec).available:
+        raise UnsupportedSlideError(
+            f"DICOM transfer syntax {transfer_syntax} ({name}) cannot be decoded on this "
+            f"machine: its imagecodecs build has no {codec} codec; install an imagecodecs "
+            "build with it (the pinned wheel has it) or transcode the slide",
+            reason=f"unsupported: no {name} decoder on this machine",
+        )
+    return name
 
 
 def dtype_of(inst: Instance) -> np.dtype:
@@ -238,6 +272,12 @@ def decode(data: bytes, inst: Instance) -> np.ndarray:
         else:
             arr = flat.reshape(shape)
         return np.ascontiguousarray(arr, dtype=dtype.newbyteorder("="))
+    if inst.transfer_syntax == RLE:  # one segment per sample plane (PS3.5 G)
+        flat = np.frombuffer(imagecodecs.dicomrle_decode(data, dtype.str), dtype)
+        if flat.size != inst.rows * inst.columns * inst.samples:
+            raise _corrupt(inst, "a decoded frame has another size than Rows x Columns")
+        planes = flat.reshape(inst.samples, inst.rows, inst.columns)
+        return np.ascontiguousarray(planes.transpose(1, 2, 0), dtype=dtype.newbyteorder("="))
     arr = np.asarray(CODECS[inst.transfer_syntax][1](data))
     if arr.ndim == 2:
         arr = arr[:, :, np.newaxis]

@@ -21,8 +21,8 @@ import numpy as np
 import pydicom
 import zarr
 from pydicom.dataset import Dataset
-from pydicom.pixels import iter_pixels
 
+from slidegate.formats.dicom_independent import frames
 from slidegate.formats.dicom_layout import kind_of
 from slidegate.models import DeidPlan, LevelFacts
 
@@ -83,7 +83,7 @@ def _compare_level(i: int, lv: LevelFacts, arr: zarr.Array, parts: list[Any]) ->
             return f"level {i}: frame positions do not match the number of frames"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for k, frame in enumerate(iter_pixels(str(file))):
+            for k, frame in enumerate(frames(file, ds)):
                 y, x = positions[k]
                 h, w = min(th, lv.height - y), min(tw, lv.width - x)
                 if h <= 0 or w <= 0:
