@@ -35,13 +35,15 @@ class ApprovalInput(RunInput):
 
     approve: bool = False
     reason: str = ""
+    approver: str = ""  # who answers (the UI form asks for a name; the CLI sends the OS user)
+    via: str = "ui"  # "ui" (the Resume form) or "cli" (`slidegate approve/reject`)
 
 
 @dataclass(frozen=True)
 class ApprovalDecision:
     approved: bool
     reason: str
-    by: str  # "steward" or "timeout"
+    by: str  # the approver and how they answered ("alice (cli)", "unnamed (ui)") or "timeout"
     at: str  # ISO timestamp (UTC)
 
 
@@ -66,7 +68,8 @@ def approval_gate(ctx: Any, outcome: Any) -> ApprovalDecision:
         days,
     )
     form = ApprovalInput.with_initial_data(
-        description=f"Approve release `{ctx.release}`? See the `review` artifact.",
+        description=f"Approve release `{ctx.release}`? See the `review` artifact. Put your "
+        "name in `approver`: it is recorded (privately) with the decision.",
         approve=False,
     )
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -80,7 +83,7 @@ def approval_gate(ctx: Any, outcome: Any) -> ApprovalDecision:
         decision = ApprovalDecision(
             approved=bool(answer.approve),
             reason=answer.reason.strip() or ("approved" if answer.approve else "no reason given"),
-            by="steward",
+            by=approver_of(answer.approver, answer.via),
             at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
     except FlowPauseTimeout:
@@ -98,6 +101,12 @@ def approval_gate(ctx: Any, outcome: Any) -> ApprovalDecision:
         decision.by,
     )
     return decision
+
+
+def approver_of(name: str, via: str) -> str:
+    """The approver as recorded (private: work area and registry, never published)."""
+    name = " ".join(name.split())[:100] or "unnamed"
+    return f"{name} ({'cli' if via == 'cli' else 'ui'})"
 
 
 def record_decision(path: Path, release: str, run_id: str, decision: ApprovalDecision) -> None:
@@ -167,13 +176,14 @@ def find_paused_run(ref: str) -> UUID:
         return run.id
 
 
-def answer(ref: str, approve: bool, reason: str = "") -> UUID:
+def answer(ref: str, approve: bool, reason: str = "", approver: str = "") -> UUID:
     """Resume a paused release with the steward's answer (the same input as the UI form)."""
     from prefect.flow_runs import resume_flow_run
 
     run_id = find_paused_run(ref)
+    run_input = {"approve": approve, "reason": reason, "approver": approver, "via": "cli"}
     try:
-        resume_flow_run(run_id, run_input={"approve": approve, "reason": reason})
+        resume_flow_run(run_id, run_input=run_input)
     except Exception as exc:  # NotPausedError, FlowPauseTimeout, HTTP errors
         raise SlidegateError(
             f"could not answer flow run {run_id}: {type(exc).__name__}: {exc}"
@@ -181,7 +191,7 @@ def answer(ref: str, approve: bool, reason: str = "") -> UUID:
     return run_id
 
 
-def answer_at(api_url: str, ref: str, approve: bool, reason: str = "") -> UUID:
+def answer_at(api_url: str, ref: str, approve: bool, reason: str = "", approver: str = "") -> UUID:
     """`answer` against the Prefect API at `api_url` (checked first: a clear error if down)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -192,4 +202,4 @@ def answer_at(api_url: str, ref: str, approve: bool, reason: str = "") -> UUID:
             f"no Prefect server at {api_url}; set PREFECT_API_URL or --prefect-port"
         )
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        return answer(ref, approve, reason)
+        return answer(ref, approve, reason, approver)

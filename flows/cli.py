@@ -6,6 +6,7 @@ Heavy imports (prefect, dask, great_expectations) happen inside the commands, so
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -337,7 +338,8 @@ def cmd_answer(args: argparse.Namespace) -> int:
 
     approve = args.command == "approve"
     api = os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{args.prefect_port}/api"
-    run_id = answer_at(api, args.run, approve, args.reason)
+    approver = args.approver or getpass.getuser()
+    run_id = answer_at(api, args.run, approve, args.reason, approver)
     print(f"flow run {run_id}: {'approved' if approve else 'rejected'}")
     return 0
 

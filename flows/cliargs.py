@@ -147,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
         ans = sub.add_parser(verb, parents=[common], help=f"{verb} a release waiting for a steward")
         ans.add_argument("run", help="flow run id (or name) of the paused release")
         ans.add_argument("--reason", default="", required=verb == "reject")
+        ans.add_argument(
+            "--as",
+            dest="approver",
+            default=None,
+            help="who answers, recorded privately with the decision (default: your login name)",
+        )
         ans.add_argument("--prefect-port", type=int, default=4200)
 
     ins = sub.add_parser(

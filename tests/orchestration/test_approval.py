@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import subprocess
 from pathlib import Path
@@ -77,8 +78,13 @@ def test_paused_release_is_published_after_approve(
     record = json.loads(
         (tmp_path / "work" / "releases" / "steward-ok" / "approval.json").read_text()
     )
-    assert record["approved"] is True and record["by"] == "steward"
+    assert record["approved"] is True and record["by"] == f"{getpass.getuser()} (cli)"
     assert not list(target.rglob("approval.json"))  # the decision record stays private
+    from slidegate.registry.store import Registry
+
+    registry = Registry(f"sqlite:///{tmp_path / 'registry-steward-ok.sqlite'}")
+    approvals = registry.approvals("steward-ok")
+    assert [(a["decision"], a["approver"]) for a in approvals] == [("approved", record["by"])]
     assert wait_for_run("release-steward-ok", "COMPLETED", timeout=30)
 
 
@@ -96,6 +102,8 @@ def test_rejected_release_publishes_nothing_and_keeps_the_reason(
             "release-steward-no",
             "--reason",
             "macro shows a hand-written label",
+            "--as",
+            "Dr.  A. Steward",
             env=env,
         )
         assert answered.returncode == 0, answered.stderr
@@ -108,7 +116,7 @@ def test_rejected_release_publishes_nothing_and_keeps_the_reason(
     record = json.loads(
         (tmp_path / "work" / "releases" / "steward-no" / "approval.json").read_text()
     )
-    assert record == {**record, "approved": False, "by": "steward"}
+    assert record == {**record, "approved": False, "by": "Dr. A. Steward (cli)"}
     assert record["reason"] == "macro shows a hand-written label"
 
 
