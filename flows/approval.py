@@ -24,6 +24,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 
 from flows.progress import artifact_key
+from slidegate.burnin.gate import review_lines
 from slidegate.errors import SlidegateError
 
 #: how often a paused run checks for an answer (seconds)
@@ -136,6 +137,7 @@ def review_markdown(release: str, reports_dir: Path, outcome: Any, run_id: str, 
     ]
     for w in outcome.warnings:
         lines.append(f"- validation warning: {w}")
+    lines += review_lines(outcome.slides)  # burned-in findings: where, never what
     risk_md = Path(reports_dir) / "risk.md"
     if risk_md.is_file():
         lines += ["", risk_md.read_text(encoding="utf-8").replace("# ", "## ", 1)]

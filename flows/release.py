@@ -41,6 +41,7 @@ from flows.resilience import (
 )
 from flows.runner import RunSettingsRunner, start_cluster_early, use_run_settings
 from flows.runner import dask_runner as dask_runner  # where callers import it from
+from slidegate.burnin.gate import needs_review
 from slidegate.errors import PolicyViolation, TransientIOError
 from slidegate.ledger import record_release
 from slidegate.models import SlideReport
@@ -157,7 +158,7 @@ def _release(ctx: ReleaseContext, dry_run: bool) -> dict[str, Any]:
             "counts": _counts(outcome.slides),
         }
 
-    if ctx.policies.profile.approval == "manual":
+    if ctx.policies.profile.approval == "manual" or needs_review(outcome.slides):  # burnin
         decision = approval_gate(ctx, outcome)  # pauses until a steward answers (or timeout)
         verdict = "approved" if decision.approved else "rejected"
         registry_of(ctx).record_approval(ctx.release, verdict, decision.by)
