@@ -25,11 +25,13 @@ from slidegate.settings import Settings
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # usage errors: argparse exits 2 (exitcodes.USAGE)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the resume hint
     _logging(args)
     try:
         return int(COMMANDS[args.command](args))
-    except KeyboardInterrupt:
-        print("slidegate: interrupted; run the same command again to resume", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if not getattr(exc, "slidegate_reported", False):
+            print("slidegate: interrupted; run the same command again to resume", file=sys.stderr)
         return exitcodes.INTERRUPTED
     except SlidegateError as exc:
         if _flag(args, "verbose"):
@@ -169,17 +171,20 @@ def _run(
 ) -> dict[str, Any]:  # fmt: skip
     server = _server(settings, args.prefect_port, out)
     info["ui"] = server.ui_url
+    from flows.interrupt import Interruptible
     from flows.release import dask_runner, release_cohort
 
     if not _flag(args, "verbose"):
         logging.getLogger("distributed").setLevel(logging.WARNING)  # cluster chatter off
+    keep = {server.pid} if server.pid else set()  # Ctrl-C stops the workers, not the server
     try:
-        result: dict[str, Any] = release_cohort.with_options(task_runner=dask_runner(settings))(
-            spec=str(path),
-            dry_run=getattr(args, "dry_run", False),
-            settings=settings,
-            new_registry=new_registry,
-        )
+        with Interruptible(str(info["release"]), getattr(args, "argv", []), keep):
+            result: dict[str, Any] = release_cohort.with_options(task_runner=dask_runner(settings))(
+                spec=str(path),
+                dry_run=getattr(args, "dry_run", False),
+                settings=settings,
+                new_registry=new_registry,
+            )
     finally:
         if args.stop_server and server.started:
             from prefect.logging.handlers import APILogWorker
