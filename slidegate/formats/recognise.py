@@ -14,8 +14,12 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from slidegate.errors import UnsupportedSlideError
+from slidegate.errors import CorruptSlideError, UnsupportedSlideError
+from slidegate.sources import SourceRef, open_binary
 
+TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+#: file suffixes that claim a TIFF-based slide: no TIFF header then means "corrupt"
+TIFF_SUFFIXES = frozenset({".svs", ".tif", ".tiff", ".ndpi", ".scn", ".bif", ".qptiff", ".btf"})
 #: bytes read from the start of a file to recognise it
 HEAD = 512
 WSI_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
@@ -145,3 +149,33 @@ def recognise(path: object, head: bytes) -> Recognised | None:
         if head[offset : offset + len(magic)] == magic:
             return Recognised(what, NOT_A_SLIDE, f"unsupported: {what}, not a whole-slide image")
     return None
+
+
+def check_header(path: SourceRef) -> None:
+    """Raise Unsupported/Corrupt unless `path` starts with a TIFF header."""
+    try:
+        with open_binary(path) as fh:
+            head = fh.read(HEAD)
+    except OSError as exc:
+        raise CorruptSlideError(
+            f"cannot read slide {path}: {exc.strerror}; check that the file exists and is readable",
+            reason="corrupt: unreadable file",
+        ) from None
+    if head[:4] in TIFF_MAGICS:
+        return
+    found = recognise(path, head)  # DICOM without preamble, NDPI set, Olympus, non-slides
+    if found is not None:
+        raise found.error()
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        raise CorruptSlideError(
+            f"slide {path} has a TIFF-type extension but no TIFF header (empty, truncated or "
+            "damaged); restore the file from the scanner archive",
+            reason="corrupt: no TIFF header",
+        )
+    raise UnsupportedSlideError(
+        "this file is not a whole-slide format slidegate knows (no TIFF, DICOM, CZI or MRXS "
+        "signature); slidegate reads SVS, NDPI, QPTIFF, Philips, Ventana BIF, Leica SCN, "
+        "OME-TIFF, tiled pyramidal TIFF, DICOM WSI, Zeiss CZI and MRXS: export the slide in "
+        "one of them or remove it from the cohort",
+        reason="unsupported: unknown file type",
+    )

@@ -21,14 +21,11 @@ import numpy as np
 import tifffile
 
 from slidegate.errors import CorruptSlideError, TransientIOError, UnsupportedSlideError
-from slidegate.formats.recognise import HEAD, recognise
+from slidegate.formats.recognise import check_header
 from slidegate.formats.sanity import check_claim, check_ifd_chain, check_tile_table
 from slidegate.models import AssociatedImage, AssociatedKind, LevelFacts, MetadataField
 from slidegate.sources import SourceRef, open_binary
 
-TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-#: file suffixes that claim a TIFF-based slide: no TIFF header then means "corrupt"
-TIFF_SUFFIXES = frozenset({".svs", ".tif", ".tiff", ".ndpi", ".scn", ".bif", ".qptiff", ".btf"})
 #: descriptive tags that are fields even though tifffile knows them (name -> code)
 DESCRIPTIVE_TAGS = {
     269: "DocumentName",
@@ -105,36 +102,6 @@ class _Capture(logging.Handler):
         text = record.getMessage().lower()
         if record.levelno >= logging.ERROR or ("invalid" in text and "offset" in text):
             self.problems.append("invalid IFD or data offset")
-
-
-def check_header(path: SourceRef) -> None:
-    """Raise Unsupported/Corrupt unless `path` starts with a TIFF header."""
-    try:
-        with open_binary(path) as fh:
-            head = fh.read(HEAD)
-    except OSError as exc:
-        raise CorruptSlideError(
-            f"cannot read slide {path}: {exc.strerror}; check that the file exists and is readable",
-            reason="corrupt: unreadable file",
-        ) from None
-    if head[:4] in TIFF_MAGICS:
-        return
-    found = recognise(path, head)  # DICOM without preamble, NDPI set, Olympus, non-slides
-    if found is not None:
-        raise found.error()
-    if path.suffix.lower() in TIFF_SUFFIXES:
-        raise CorruptSlideError(
-            f"slide {path} has a TIFF-type extension but no TIFF header (empty, truncated or "
-            "damaged); restore the file from the scanner archive",
-            reason="corrupt: no TIFF header",
-        )
-    raise UnsupportedSlideError(
-        "this file is not a whole-slide format slidegate knows (no TIFF, DICOM, CZI or MRXS "
-        "signature); slidegate reads SVS, NDPI, QPTIFF, Philips, Ventana BIF, Leica SCN, "
-        "OME-TIFF, tiled pyramidal TIFF, DICOM WSI, Zeiss CZI and MRXS: export the slide in "
-        "one of them or remove it from the cohort",
-        reason="unsupported: unknown file type",
-    )
 
 
 def _all_pages(tif: tifffile.TiffFile) -> Iterator[tifffile.TiffPage]:
