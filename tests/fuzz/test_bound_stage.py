@@ -9,24 +9,16 @@ from pathlib import Path
 
 from slidegate.settings import Settings
 from slidegate.stages import slide as stages
-from slidegate.stages.context import prepare_release
+from slidegate.stages.context import ReleaseContext, prepare_release
 from tests.fuzz.craft import deflate_bomb
 from tests.releasing import COHORT_HEADER
 
 MEMORY_MB = 1024  # the child's imports take ~350 MB of it
 
 
-def test_bomb_stopped_by_the_memory_bound_good_slide_converted(
-    real_slides: Path, tmp_path: Path
-) -> None:
-    source = tmp_path / "slides"
-    source.mkdir()
-    deflate_bomb(source / "bomb.tiff")
-    (source / "good.tiff").write_bytes((real_slides / "generic-tiff/boxes.tiff").read_bytes())
-    rows = [
-        "bomb.tiff,P1,B1,S1,51,F,C50.9,breast,2020-01-01",
-        "good.tiff,P2,B2,S2,52,M,C50.9,breast,2020-01-02",
-    ]
+def _release(tmp_path: Path, source: Path, names: list[str]) -> ReleaseContext:
+    """A restricted release of `names` under `source`, its own registry, the test's bound."""
+    rows = [f"{n},P{i},B{i},S{i},5{i},F,C50.9,breast,2020-01-0{i}" for i, n in enumerate(names, 1)]
     (tmp_path / "cohort.csv").write_text(COHORT_HEADER + "".join(f"{r}\n" for r in rows))
     spec = tmp_path / "spec.yaml"
     spec.write_text(
@@ -39,7 +31,17 @@ def test_bomb_stopped_by_the_memory_bound_good_slide_converted(
         slide_memory_mb=MEMORY_MB,
         slide_timeout_s=120,
     )
-    ctx = prepare_release(spec, settings)
+    return prepare_release(spec, settings)
+
+
+def test_bomb_stopped_by_the_memory_bound_good_slide_converted(
+    real_slides: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "slides"
+    source.mkdir()
+    deflate_bomb(source / "bomb.tiff")
+    (source / "good.tiff").write_bytes((real_slides / "generic-tiff/boxes.tiff").read_bytes())
+    ctx = _release(tmp_path, source, ["bomb.tiff", "good.tiff"])
     reports = {s.slide_id: stages.deidentify(ctx, stages.inventory(ctx, s)) for s in ctx.slides}
     bomb, good = reports["bomb.tiff"], reports["good.tiff"]
     assert bomb.status == "quarantined" and bomb.stage == "deidentify"
@@ -72,23 +74,7 @@ def test_audit_reads_of_the_source_are_bounded(real_slides: Path, tmp_path: Path
     source.mkdir()
     for name in ("a.tiff", "b.tiff"):
         (source / name).write_bytes((real_slides / "generic-tiff/boxes.tiff").read_bytes())
-    rows = [
-        "a.tiff,P1,B1,S1,51,F,C50.9,breast,2020-01-01",
-        "b.tiff,P2,B2,S2,52,M,C50.9,breast,2020-01-02",
-    ]
-    (tmp_path / "cohort.csv").write_text(COHORT_HEADER + "".join(f"{r}\n" for r in rows))
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        f"release: bound-2\nsource: {source}\ncohort: cohort.csv\nprofile: restricted\n"
-        "target: out\n"
-    )
-    settings = Settings(
-        work_dir=tmp_path / "work",
-        registry_url=f"sqlite:///{tmp_path / 'registry.sqlite'}",
-        slide_memory_mb=MEMORY_MB,
-        slide_timeout_s=120,
-    )
-    ctx = prepare_release(spec, settings)
+    ctx = _release(tmp_path, source, ["a.tiff", "b.tiff"])
     staged = {s.slide_id: stages.deidentify(ctx, stages.inventory(ctx, s)) for s in ctx.slides}
     assert all(r.status == "ok" for r in staged.values())
     # what the audit's re-open will read: level 0's shape, one 805 MB tile
