@@ -37,7 +37,6 @@ from flows.resilience import (
     explain,
     publish_failed,
     publish_options,
-    slide_options,
 )
 from flows.runner import RunSettingsRunner, start_cluster_early, use_run_settings
 from flows.runner import dask_runner as dask_runner  # where callers import it from
@@ -211,8 +210,9 @@ def _release(ctx: ReleaseContext, dry_run: bool) -> dict[str, Any]:
 def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
     """One task run per slide (inventory -> deidentify -> audit inside it), all submitted at
     once: Dask runs them as workers free up; the report of each is read as it finishes."""
-    limit = slide_options(ctx.settings)  # per-slide time limit: a damaged file cannot hang
-    process = process_slide_task.with_options(**limit)
+    # no Prefect task timeout: in a worker thread it cannot interrupt a read (Prefect warns
+    # once per slide); the time and memory bound of the slide's child process does
+    process = process_slide_task
     registry = registry_of(ctx)
     states = registry.slide_states(ctx.release)
     done = {s.slide_id: r for s in ctx.slides if (r := resumed(states.get(_p(ctx, s)), ctx, s))}

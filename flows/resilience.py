@@ -1,4 +1,4 @@
-"""Fault handling of the release flow: per-slide time limits, publish retries with backoff, and
+"""Fault handling of the release flow: publish retries with backoff, and
 errors that say what happened and what to do (never a secret, never a PHI value)."""
 
 from __future__ import annotations
@@ -19,11 +19,6 @@ def backoff(settings: Settings) -> list[int]:
     return [settings.publish_retry_delay_s * 4**i for i in range(settings.publish_retries)]
 
 
-def slide_options(settings: Settings) -> dict[str, Any]:
-    """Task options of the per-slide tasks: the per-slide time limit."""
-    return {"timeout_seconds": settings.slide_timeout_s}
-
-
 def publish_options(settings: Settings) -> dict[str, Any]:
     return {"retries": settings.publish_retries, "retry_delay_seconds": backoff(settings)}
 
@@ -32,13 +27,6 @@ def explain(exc: BaseException | None, settings: Settings) -> BaseException | No
     """A slide task's failure as a SlidegateError whose `reason` is publishable."""
     if isinstance(exc, SlidegateError) or exc is None:
         return exc
-    if isinstance(exc, TimeoutError):
-        return SlidegateError(
-            f"a per-slide task exceeded the time limit of {settings.slide_timeout_s} s; the "
-            "file may be damaged (absurd dimensions, an IFD loop); check it with a viewer, or "
-            "raise SLIDEGATE_SLIDE_TIMEOUT_S for very large slides",
-            reason=f"time limit exceeded ({settings.slide_timeout_s} s per slide)",
-        )
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return SlidegateError(
             "the private work area ran out of space while staging the slide; free space or "

@@ -50,8 +50,8 @@ class Settings:
     s3_region: str = "us-east-1"
     #: parallel uploads per slide
     upload_concurrency: int = 4
-    #: time limit of each per-slide task (inventory, convert, audit); a slide over it is
-    #: quarantined ("time limit exceeded") and the rest of the cohort goes on
+    #: time limit of each read of a slide in its child process (inventory, convert, audit's
+    #: re-open); a slide over it is quarantined ("limit: time bound exceeded"), the rest goes on
     slide_timeout_s: int = 1800
     #: address space (MiB) of the child process that reads and converts one slide (RLIMIT_AS;
     #: `slidegate.bounded`); a slide over it is quarantined. 0: no memory bound
