@@ -62,6 +62,8 @@ def one(src: Path, mode: str, n_canaries: int, work: Path) -> dict[str, Any]:
     """Every stage of one slide, in this process, with one codec thread (one slide per core)."""
     from slidegate.audit import audit_output, phi_needles, scan_tree, verify_output
     from slidegate.audit.scan import iter_files
+    from slidegate.burnin import check_output
+    from slidegate.burnin.engines import warm_engines
     from slidegate.convert import ConvertOptions, write_ome_zarr
     from slidegate.deid import load_deid_policy, plan_deid
     from slidegate.egress.matcher import Matcher, cached
@@ -107,6 +109,10 @@ def one(src: Path, mode: str, n_canaries: int, work: Path) -> dict[str, Any]:
                   shared={k: v for k, v in found.items() if k in labels})  # fmt: skip
     with _timed(parts, "audit: re-open"):
         assert verify_output(out, plan, src, conversion=conv) == []
+    with _timed(parts, "burn-in engines loaded (once per worker)"):
+        warm_engines()
+    with _timed(times, "burn-in"):  # issue 15: OCR + barcodes on the check level
+        burn = check_output(out, [v for _, v in slide_needles(facts, plan).needles])
     with _timed(times, "features"):
         img = zarr_lowest_level(out)
         slide_features(img)
@@ -119,6 +125,7 @@ def one(src: Path, mode: str, n_canaries: int, work: Path) -> dict[str, Any]:
         "audit_parts": parts,
         "output_bytes": size,
         "needles": result.needles,
+        "burn_in_flagged": burn.flagged,
         "source_bytes": src.stat().st_size,
     }
 
@@ -199,7 +206,7 @@ def _total(rec: dict[str, Any]) -> float:
 
 def markdown(results: dict[str, Any]) -> str:
     runs = results["runs"]
-    names = ["inventory", "write", "audit", "egress scan", "features", "fingerprint"]
+    names = ["inventory", "write", "audit", "egress scan", "burn-in", "features", "fingerprint"]
     lines = [
         START,
         "## Slide stage, stage by stage (issue 19)",

@@ -74,6 +74,11 @@ def _engine() -> Any:
         return _ocr
 
 
+def warm_engines() -> None:
+    """Load the OCR models now (once per process), not inside the first slide's check."""
+    _engine()
+
+
 def _det_preprocess(h: int, w: int) -> Any:
     """The detector's resize for an h x w image (see DET_SIDE, DET_MAX)."""
     from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
