@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -38,7 +39,7 @@ from flows.resilience import (
     publish_failed,
     publish_options,
 )
-from flows.runner import RunSettingsRunner, start_cluster_early, use_run_settings
+from flows.runner import RunSettingsRunner, shipping, start_cluster_early, use_run_settings
 from flows.runner import dask_runner as dask_runner  # where callers import it from
 from slidegate.burnin.gate import needs_review
 from slidegate.errors import PolicyViolation, TransientIOError
@@ -96,24 +97,28 @@ def release_cohort(
             starting.join()
     logger.info("release %s: %d slides, profile %s", ctx.release, len(ctx.slides), ctx.profile)
     if dry_run:
-        return _release(ctx, dry_run=True)
+        with shipping() as ship:
+            return _release(ctx, ship, dry_run=True)
     pre, lock = begin_release(ctx, new_registry)
     if lock is None:  # published before from this spec: verified, nothing to do
         logger.info("release %s is already complete in its target (verified)", ctx.release)
         return complete_result(ctx, pre)
     try:
-        return _release(ctx, dry_run=False)
+        with shipping() as ship:
+            return _release(ctx, ship, dry_run=False)
     finally:
         lock.release_lock()
 
 
-def _release(ctx: ReleaseContext, dry_run: bool) -> dict[str, Any]:
+def _release(
+    ctx: ReleaseContext, ship: Callable[[Shared], Shared], dry_run: bool
+) -> dict[str, Any]:
     logger = get_run_logger()
     tag_current_run(f"profile:{ctx.profile}")
     dashboard = dashboard_artifact(ctx.release)
     target = None if dry_run else check_target_task(ctx)
 
-    reports = _process_slides(ctx)
+    reports = _process_slides(ctx, ship(Shared(ctx)))
     bad = [r for r in reports if r.status == "quarantined"]
     if bad and ctx.policies.profile.on_bad_slide == "fail":
         raise PolicyViolation(
@@ -182,7 +187,7 @@ def _release(ctx: ReleaseContext, dry_run: bool) -> dict[str, Any]:
     retrying = publish_options(ctx.settings)  # storage hiccups: retries with backoff
     publish = publish_batch_task.with_options(**retrying)
     batches = publish_batches(outcome.approved)  # one task run per K small slides
-    shared = Shared(ctx)  # pickled once here, unpickled once per worker
+    shared = ship(Shared(ctx))  # pickled once here, sent once per worker
     uploads = [publish.submit(shared, batch_slides(ctx, b), b) for b in batches]
     records = collect_uploads(ctx, outcome.approved, uploads, [len(b) for b in batches])
     # the ledger rows and the status `publishing` before the manifest, in one transaction: a
@@ -207,7 +212,7 @@ def _release(ctx: ReleaseContext, dry_run: bool) -> dict[str, Any]:
     }
 
 
-def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
+def _process_slides(ctx: ReleaseContext, shared: Shared) -> list[SlideReport]:
     """One task run per slide (inventory -> deidentify -> audit inside it), all submitted at
     once: Dask runs them as workers free up; the report of each is read as it finishes."""
     # no Prefect task timeout: in a worker thread it cannot interrupt a read (Prefect warns
@@ -220,7 +225,6 @@ def _process_slides(ctx: ReleaseContext) -> list[SlideReport]:
     if done:
         log.info("resume: %d slide(s) audited in an earlier run are not converted again", len(done))
     todo = [s for s in ctx.slides if s.slide_id not in done]
-    shared = Shared(ctx)  # the release context: pickled once here, unpickled once per worker
     futures = {  # each task's own inputs: its slide and pseudonym
         slide.slide_id: process.submit(shared, slide, _p(ctx, slide)) for slide in todo
     }

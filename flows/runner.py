@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prefect.context import FlowRunContext
@@ -24,6 +25,9 @@ from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
 from slidegate.settings import Settings
+from tasks.shipping import ContextPlugin, Shared
+
+log = logging.getLogger("slidegate.flow")
 
 
 def dask_runner(settings: Settings) -> Any:
@@ -137,3 +141,38 @@ def start_cluster_early() -> threading.Thread | None:
 def _connect(runner: Any) -> None:
     with contextlib.suppress(Exception):  # the first submit raises the cluster's own error
         _ = runner.client
+
+
+@contextlib.contextmanager
+def shipping() -> Iterator[Callable[[Shared], Shared]]:
+    """`ship(shared)` in this block: the release context goes to the run's workers once, in a
+    Dask worker plugin, and the tasks carry only its digest (tasks/shipping.py). Without a
+    Dask client (no cluster) or if the plugin cannot be registered, tasks carry the bytes as
+    before. The plugins are removed at the end (a long-lived cluster keeps no old context)."""
+    ctx = FlowRunContext.get()
+    runner = getattr(ctx, "task_runner", None) if ctx else None
+    client: Any = None
+    if isinstance(getattr(type(runner), "client", None), property):
+        with contextlib.suppress(Exception):
+            client = runner.client  # type: ignore[union-attr]
+    names: list[str] = []
+
+    def ship(shared: Shared) -> Shared:
+        if client is None:
+            return shared
+        plugin = ContextPlugin(shared)
+        if plugin.name not in names:
+            try:
+                client.register_plugin(plugin, name=plugin.name)
+            except Exception as exc:  # e.g. a scheduler that refuses plugins: bytes per task
+                log.warning("release context sent with each task (%s)", type(exc).__name__)
+                return shared
+            names.append(plugin.name)
+        return shared.by_reference()
+
+    try:
+        yield ship
+    finally:
+        for name in names:
+            with contextlib.suppress(Exception):
+                client.unregister_worker_plugin(name)

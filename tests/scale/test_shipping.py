@@ -102,3 +102,48 @@ def test_publish_batches_by_count_and_bytes() -> None:
 def test_batch_slides_are_the_reports_own(ctx: ReleaseContext) -> None:
     reports = [_report(ctx.pseudonyms[s.slide_id], 1) for s in reversed(ctx.slides[:3])]
     assert batch_slides(ctx, reports) == list(reversed(ctx.slides[:3]))
+
+
+def test_by_reference_a_task_carries_the_digest_only(ctx: ReleaseContext) -> None:
+    shared = Shared(ctx)
+    ref = pickle.dumps(shared.by_reference())
+    assert len(ref) < 300 < 10_000 < len(pickle.dumps(shared))
+    shipping._CACHE.clear()
+    shipping._PINNED.clear()
+    orphan = pickle.loads(ref)  # the scheduler unpickles task arguments: no context needed
+    with pytest.raises(RuntimeError, match="by reference"):
+        orphan.context([], [])  # a worker without the plugin says so; it never guesses
+    plugin = shipping.ContextPlugin(shared)
+    plugin.setup(None)
+    try:
+        got = pickle.loads(ref).context([ctx.slides[0]], ["p-0"])
+        assert got.policies == ctx.policies and got.release == ctx.release
+    finally:
+        plugin.teardown(None)
+    shipping._CACHE.clear()
+    with pytest.raises(RuntimeError):
+        pickle.loads(ref).context([], [])
+
+
+@pytest.mark.integration
+def test_the_plugin_puts_the_context_on_real_workers(ctx: ReleaseContext) -> None:
+    from distributed import Client, LocalCluster
+
+    shared = Shared(ctx)
+    plugin = shipping.ContextPlugin(shared)
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        ) as cluster,  # fmt: skip
+        Client(cluster) as client,
+    ):
+        client.register_plugin(plugin, name=plugin.name)
+        ref = shared.by_reference()
+        got = client.submit(Shared.context, ref, [], [], pure=False).result(timeout=120)
+        assert got.release == ctx.release and got.policies == ctx.policies
+        cluster.scale(2)  # a worker that joins later gets it too
+        client.wait_for_workers(2)
+        done = client.run(shipping.revived)
+        assert sorted(done.values()) == [1, 1]
+        client.unregister_worker_plugin(plugin.name)
+        assert sorted(client.run(shipping.pinned).values()) == [0, 0]
