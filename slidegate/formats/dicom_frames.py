@@ -129,7 +129,7 @@ class FrameTable:
 
 def open_instance(fh: BinaryIO) -> tuple[Dataset, int]:
     """Header of an instance and the file position of its Pixel Data element."""
-    ds = pydicom.dcmread(fh, stop_before_pixels=True)
+    ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
     return ds, fh.tell()
 
 

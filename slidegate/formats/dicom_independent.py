@@ -58,7 +58,7 @@ def _frames(file: Path, ds: Dataset) -> Iterator[bytes]:
     """Every frame's encoded bytes, found by pydicom."""
     n = int(ds.get("NumberOfFrames", 1) or 1)
     with open(file, "rb") as fh:
-        pydicom.dcmread(fh, stop_before_pixels=True)
+        pydicom.dcmread(fh, stop_before_pixels=True, force=True)
         fh.seek(fh.tell() + _ENCAPSULATED_HEADER)
         yield from generate_frames(fh, number_of_frames=n, extended_offsets=_extended(ds))
 
@@ -86,7 +86,7 @@ def frame(file: Path, index: int, ds: Dataset) -> np.ndarray:
             return _shaped(np.asarray(pixel_array(str(file), index=index)), ds)
     n = int(ds.get("NumberOfFrames", 1) or 1)
     with open(file, "rb") as fh:
-        pydicom.dcmread(fh, stop_before_pixels=True)
+        pydicom.dcmread(fh, stop_before_pixels=True, force=True)
         fh.seek(fh.tell() + _ENCAPSULATED_HEADER)
         data = get_frame(fh, index, number_of_frames=n, extended_offsets=_extended(ds))
     return _shaped(np.asarray(CODECS[ts][1](data)), ds)

@@ -43,13 +43,20 @@ _KINDS: dict[str, AssociatedKind] = {
 
 
 def is_dicom_file(path: Path) -> bool:
-    """True when the file carries the DICOM preamble ("DICM" at byte 128). Never raises."""
+    """True when the file carries the DICOM preamble ("DICM" at byte 128), or starts right at
+    its file meta group (the preamble dropped, the transfer syntax still stated). Never
+    raises. A data set without file meta is not claimed (formats/recognise.py names it)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(132)
     except OSError:
         return False
-    return len(head) == 132 and head[128:] == b"DICM"
+    if len(head) == 132 and head[128:] == b"DICM":
+        return True
+    # the file meta group first (group 0002, explicit VR little endian, as PS3.10 writes it):
+    # some writers drop the 128 bytes and "DICM" but keep the meta
+    vr = head[4:6]
+    return head[:2] == b"\x02\x00" and len(vr) == 2 and vr.isalpha() and vr.isupper()
 
 
 def instance_files(path: Path) -> list[Path]:
@@ -120,7 +127,7 @@ def read_header(file: Path) -> Dataset:
     is unreadable) with no Pixel Data element where its header ends is truncated: corrupt."""
     try:
         with open(file, "rb") as fh:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True)
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)  # preamble optional
             has_pixels = fh.read(4) == b"\xe0\x7f\x10\x00"
     except Exception as exc:
         raise CorruptSlideError(

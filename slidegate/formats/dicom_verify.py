@@ -23,7 +23,7 @@ import zarr
 from pydicom.dataset import Dataset
 
 from slidegate.formats.dicom_independent import frames
-from slidegate.formats.dicom_layout import kind_of
+from slidegate.formats.dicom_layout import is_dicom_file, kind_of
 from slidegate.models import DeidPlan, LevelFacts
 
 LOSSY_TOLERANCE = 2
@@ -41,7 +41,9 @@ def _volume_headers(source: Path) -> list[tuple[Path, Dataset]]:
     out: list[tuple[Path, Dataset]] = []
     for file in files:
         try:
-            ds = pydicom.dcmread(str(file), stop_before_pixels=True)
+            if not is_dicom_file(file):  # the files the layout reads, preamble or not
+                continue
+            ds = pydicom.dcmread(str(file), stop_before_pixels=True, force=True)
         except Exception:
             continue
         if kind_of(ds) is None:  # VOLUME, or an untyped WSI instance with tiled frames

@@ -38,11 +38,30 @@ def sm_image(real_slides: Path) -> Path:
     return real_slides / "dicom-wsi" / "highdicom_sm_image.dcm"
 
 
-def test_dicom_wsi_without_preamble_is_named_with_the_fix(sm_image: Path, tmp_path: Path) -> None:
+def test_dicom_wsi_without_preamble_is_read_or_named_with_the_fix(
+    sm_image: Path, tmp_path: Path
+) -> None:
+    """No preamble but the file meta kept (its transfer syntax stated): read as any DICOM WSI,
+    by the reader and by the audit's independent reader; the data set alone (no file meta, so
+    no transfer syntax): refused by name with the fix."""
+    from slidegate.audit import audit_output
+    from slidegate.convert.ome_zarr import write_ome_zarr
+    from slidegate.deid.plan import plan_deid
+    from slidegate.deid.policy import load_deid_policy
+
     raw = sm_image.read_bytes()
     assert raw[128:132] == b"DICM"
     with_meta = tmp_path / "meta-only.dcm"  # no preamble, file meta group kept
     with_meta.write_bytes(raw[132:])
+    facts, before = read_facts(with_meta, "m"), read_facts(sm_image, "a")
+    assert facts.format == "dicom" and facts.levels == before.levels
+    policy = Path(__file__).resolve().parents[2] / "policies" / "deid" / "dicom.yaml"
+    plan = plan_deid(facts, load_deid_policy(policy), "s-00000000000000d1")
+    out = tmp_path / "out.ome.zarr"
+    write_ome_zarr(with_meta, plan, out)
+    result = audit_output(out, facts, plan, [("patient", PHI[0])])
+    assert result.ok and result.pixels_checked, (result.findings, result.problems)
+
     bare = tmp_path / "bare.dcm"  # the data set alone: no preamble, no file meta
     ds = pydicom.dcmread(sm_image)
     buffer = DicomBytesIO()
@@ -50,11 +69,10 @@ def test_dicom_wsi_without_preamble_is_named_with_the_fix(sm_image: Path, tmp_pa
     write_dataset(buffer, ds)
     bare.write_bytes(buffer.getvalue())
     assert bare.read_bytes()[128:132] != b"DICM"
-    for path in (with_meta, bare):
-        err = _refused(path)
-        assert err.reason == "unsupported: DICOM without preamble (re-write as Part 10)"
-        assert "DICOM whole-slide image instance without the Part 10 preamble" in str(err)
-        assert "dcmconv" in str(err)
+    err = _refused(bare)
+    assert err.reason == "unsupported: DICOM without preamble (re-write as Part 10)"
+    assert "DICOM whole-slide image instance without the Part 10 preamble" in str(err)
+    assert "dcmconv" in str(err)
 
 
 def test_a_dicom_that_is_not_a_whole_slide_image_names_its_sop_class(tmp_path: Path) -> None:
