@@ -58,5 +58,6 @@ def test_an_unknown_transfer_syntax_uid_is_not_reported() -> None:
     assert "445566" not in str(err.value) and "445566" not in err.value.reason
     assert err.value.reason == "unsupported: DICOM transfer syntax unknown"
     with pytest.raises(UnsupportedSlideError) as err:
-        compression_name("1.2.840.10008.1.2.5")  # RLE Lossless: a standard name is fine
-    assert "RLE Lossless" in err.value.reason
+        compression_name("1.2.840.10008.1.2.4.100")  # MPEG2 video: a standard name is fine
+    assert "MPEG2 Main Profile" in err.value.reason
+    assert compression_name("1.2.840.10008.1.2.5") == "RLE"  # decoded since issue 13 item 2
