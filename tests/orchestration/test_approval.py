@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.exitcodes import WITHHELD
 from tests.orchestration.conftest import REPO, SLIDEGATE, cli_env, slidegate, wait_for_run
 
 pytestmark = pytest.mark.integration
@@ -53,9 +54,9 @@ def start_release(cohort, name: str, profile: str, env: dict[str, str], work: Pa
     )
 
 
-def finish(proc: subprocess.Popen) -> str:  # type: ignore[type-arg]
+def finish(proc: subprocess.Popen, code: int = 0) -> str:  # type: ignore[type-arg]
     out, _ = proc.communicate(timeout=240)
-    assert proc.returncode == 0, out[-3000:]
+    assert proc.returncode == code, out[-3000:]
     return str(out)
 
 
@@ -107,7 +108,7 @@ def test_rejected_release_publishes_nothing_and_keeps_the_reason(
             env=env,
         )
         assert answered.returncode == 0, answered.stderr
-        out = finish(proc)
+        out = finish(proc, WITHHELD)  # nothing published: exit 3
     finally:
         proc.kill()
     assert "rejected: nothing published" in out
@@ -126,7 +127,7 @@ def test_unanswered_release_is_rejected_by_the_timeout(
     env = cli_env(prefect_server.api_url, SLIDEGATE_POLICIES_DIR=str(steward_policies))
     proc = start_release(cohort, "steward-late", "steward-timeout", env, tmp_path / "work")
     try:
-        out = finish(proc)
+        out = finish(proc, WITHHELD)  # nothing published: exit 3
     finally:
         proc.kill()
     assert "rejected: nothing published" in out
