@@ -83,11 +83,12 @@ def test_a_pseudonym_cannot_be_declared_non_identifying(policies_dir: Path, tmp_
     meta = copy / "metadata" / "cohort.yaml"
     meta.write_text(
         meta.read_text().replace(
-            "  block: {action: pseudonymize, kind: b}\n",
+            "  block: {action: pseudonymize, kind: b, ",
             "  block: {action: pseudonymize, kind: b, non_identifying: "
-            "{reason: a keyed pseudonym links to nothing}}\n",
+            "{reason: a keyed pseudonym links to nothing}, ",
         )
     )
+    assert "non_identifying" in meta.read_text()  # the declaration is in the file
     with pytest.raises(PolicyError, match="released values"):
         load_metadata_policy(meta)
 
