@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from slidegate.burnin.engines import Box, read_barcodes, read_text
 from slidegate.burnin.shapes import NeedleIndex, score_text
 from slidegate.models import BurnInFinding, BurnInReport
+from slidegate.risk.images import brightfield_rgb
 
 #: the check level is the smallest level at least this long (longer side, pixels)
 MIN_SIDE = 1024
@@ -37,18 +38,11 @@ def to_rgb(arr: NDArray[Any]) -> NDArray[np.uint8]:
     grey repeated; other channel counts (fluorescence) become the brightest channel, inverted
     when the background is dark, so writing is dark on light as the engines expect."""
     a = np.asarray(arr)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.dtype != np.uint8:
+    if a.dtype != np.uint8:  # a percentile stretch: faint writing stays visible
         lo, hi = (float(v) for v in np.percentile(a, (0.5, 99.5)))
         scale = 255.0 / (hi - lo) if hi > lo else 1.0
         a = np.clip((a.astype(np.float32) - lo) * scale, 0, 255).astype(np.uint8)
-    if a.shape[2] != 3:
-        a = a.max(axis=2, keepdims=True)
-        if np.median(a) < 128:
-            a = 255 - a
-        a = np.repeat(a, 3, axis=2)
-    return np.ascontiguousarray(a)
+    return brightfield_rgb(a)
 
 
 def pick_level(shapes: list[tuple[int, int]]) -> int:

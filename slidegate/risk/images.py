@@ -21,11 +21,17 @@ def _rgb(arr: NDArray[np.generic]) -> NDArray[np.uint8]:
     projection: the brightest channel at each pixel, inverted when the background (the median)
     is dark, so tissue is dark on white as in a brightfield slide."""
     a = np.asarray(arr)
-    if a.ndim == 2:
-        a = a[..., None]
     if a.dtype != np.uint8:
         top = float(a.max()) or 1.0
         a = (a.astype(np.float64) * (255.0 / top)).astype(np.uint8)
+    return brightfield_rgb(a)
+
+
+def brightfield_rgb(a: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """(H, W, 3) from an (H, W[, C]) uint8 image: RGB as it is; any other channel count the
+    brightest channel at each pixel, inverted when the background (the median) is dark."""
+    if a.ndim == 2:
+        a = a[..., None]
     if a.shape[2] != 3:
         a = a.max(axis=2, keepdims=True)
         if np.median(a) < 128:
