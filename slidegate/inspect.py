@@ -98,7 +98,10 @@ def inspect_slide(path: Path, policies: Policies, bound: Bound | None = None) ->
     release: a damaged or hostile file cannot hang or exhaust the steward's machine."""
     path = Path(path)
     bound = Bound.of(Settings()) if bound is None else bound
-    return inspect_facts(run_bounded(bound, path.name, read_facts, path, path.name), policies)
+    # the bound's errors name the slide: "the inspected file", never its (possibly identifying)
+    # file name
+    facts = run_bounded(bound, "(the inspected file)", read_facts, path, path.name)
+    return inspect_facts(facts, policies)
 
 
 def _short(text: str, limit: int = MAX_COLUMN) -> str:
