@@ -31,11 +31,9 @@ PREVIEW_BLUR = 0.12
 
 def slide_needle_values(ctx: ReleaseContext, facts: SlideFacts, plan: DeidPlan) -> list[str]:
     """The values the egress gate searches this slide's output for (PHI: never log them)."""
-    from slidegate.stages.gate import shared_needles, slide_needles, source_names, vocabulary
+    from slidegate.stages.gate import shared_needles, slide_own_needles
 
-    own = slide_needles(facts, plan, vocabulary(ctx, [plan])).needles
-    own += source_names(ctx).needles
-    return [v for _, v in [*own, *shared_needles(ctx)]]
+    return [v for _, v in [*slide_own_needles(ctx, facts, plan), *shared_needles(ctx)]]
 
 
 def reason(burn: BurnInReport) -> str:

@@ -160,13 +160,21 @@ def scan_object(matchers: Sequence[Matcher], key: str, path: Path, own: frozense
     return hits
 
 
+def slide_own_needles(
+    ctx: ReleaseContext, facts: SlideFacts, plan: DeidPlan
+) -> list[tuple[str, str]]:
+    """The needles of this slide alone: its dropped values and unknown field names, and its
+    folder and file names (`shared_needles` are the release's)."""
+    own = list(slide_needles(facts, plan, vocabulary(ctx, [plan])).needles)
+    return own + list(source_names(ctx).needles)
+
+
 def admit_slide(
     ctx: ReleaseContext, report: SlideReport, facts: SlideFacts, plan: DeidPlan
 ) -> SlideReport:
     """Search keys and every byte of a freshly audited slide; record admitted hashes.
     Returns the report with `admitted` set, or quarantined (stage "gate") on a finding."""
-    own_needles = slide_needles(facts, plan, vocabulary(ctx, [plan])).needles
-    own_needles += source_names(ctx).needles  # this slide's folder and file names
+    own_needles = slide_own_needles(ctx, facts, plan)
     shared = shared_needles(ctx)
     matchers = [Matcher(own_needles), cached(shared)]
     # the original-format copy is a DICOM file of technical attributes: the copy check's
